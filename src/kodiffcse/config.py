@@ -1,0 +1,189 @@
+"""Typed training configuration: the single source of truth for the CLI, the saved config and the Python API.
+
+The defaults are the reference KoDiffCSE recipe (klue/roberta-base + klue/roberta-small, max_len 64,
+batch 128, 1 epoch, eval every 125 steps, lr 5e-5, masking 0.15, lambda 0.005, warmup 0.05, temperature 0.05).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any, get_args, get_origin
+
+from .errors import UserError
+
+
+def _opt(default: Any, help: str, *, choices: tuple | None = None, aliases: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases})
+
+
+@dataclass
+class ModelConfig:
+    model: str = _opt("klue/roberta-base", "encoder: Hugging Face name or local dir")
+    generator: str = _opt(
+        "klue/roberta-small",
+        "frozen MLM generator: name/dir sharing the encoder's vocabulary, or 'layers:N' to derive one "
+        "from the encoder's own MLM checkpoint by keeping its first N layers",
+        aliases=("--generator_name",),
+    )
+    objective: str = _opt("diffcse", "training objective; simcse is the baseline", choices=("diffcse", "simcse"))
+    pooler: str = _opt(
+        "cls_before_pooler",
+        "sentence vector: CLS state (the MLP is added in training only) or mean of token states",
+        choices=("cls_before_pooler", "mean"),
+    )
+    before_mlp: bool = _opt(False, "condition the discriminator on the vector before the MLP (official --before_mlp)")
+    generator_sampling: bool = _opt(False, "sample the generator's fills instead of argmax (official: argmax)")
+    max_len: int = _opt(64, "maximum tokens per sentence", aliases=("--max_len",))
+    masking_ratio: float = _opt(0.15, "share of tokens the generator edits", aliases=("--masking_ratio",))
+    lambda_weight: float = _opt(0.005, "weight of the replaced-token-detection loss", aliases=("--lambda_weight",))
+    temperature: float = _opt(0.05, "InfoNCE temperature")
+
+
+@dataclass
+class DataConfig:
+    train_file: str | None = _opt(None, "unlabeled corpus: UTF-8 text, one sentence per line", aliases=("--train_data",))
+    dev_file: str | None = _opt(None, "STS dev file (KorSTS TSV or sentence1<TAB>sentence2<TAB>score)",
+                                aliases=("--valid_data",))
+    test_file: str | None = _opt(None, "STS test file scored with the best model after training", aliases=("--test_data",))
+    group_by_length: bool = _opt(False, "batch sentences of similar length together (less padding, faster)")
+    num_workers: int = _opt(2, "data loader worker processes")
+
+
+@dataclass
+class TrainingConfig:
+    output_dir: str = _opt("output", "where checkpoints, logs and best/ go")
+    overwrite_output_dir: bool = _opt(False, "allow a non-empty output dir (checkpoints in it are replaced)")
+    best_name: str = _opt("best", "name of the best-model folder inside output_dir", aliases=("--ckpt",))
+    batch_size: int = _opt(128, "sentences per step per process", aliases=("--batch_size",))
+    epochs: int = _opt(1, "passes over the corpus")
+    max_steps: int = _opt(0, "stop after this many optimizer steps (0: run all epochs)")
+    eval_steps: int = _opt(125, "dev evaluation every N optimizer steps (0: only at the end)", aliases=("--eval_steps",))
+    eval_batch_size: int = _opt(256, "sentences per batch when encoding for evaluation")
+    lr: float = _opt(5e-5, "peak learning rate (AdamW, linear warmup and decay)")
+    warmup_ratio: float = _opt(0.05, "share of steps spent warming up", aliases=("--warmup_ratio",))
+    weight_decay: float = _opt(0.0, "AdamW weight decay")
+    gradient_accumulation_steps: int = _opt(1, "micro-batches per optimizer step")
+    max_grad_norm: float = _opt(0.0, "clip gradients to this norm (0: off)")
+    precision: str = _opt("auto", "mixed precision (auto: bf16 on a GPU that supports it, else fp32)",
+                          choices=("auto", "no", "fp16", "bf16"))
+    seed: int = _opt(42, "random seed for init, masks and data order")
+    metric: str = _opt("cosine_spearman", "dev metric that selects the best checkpoint")
+    patience: int = _opt(0, "stop after N evaluations without improvement (0: never)")
+    save_steps: int = _opt(0, "resumable checkpoint every N steps (0: at evaluations only)")
+    save_total_limit: int = _opt(2, "keep the last K resumable checkpoints")
+    resume: bool = _opt(False, "resume from the newest checkpoint in output_dir")
+    resume_from: str | None = _opt(None, "resume from this checkpoint dir")
+    skip_nonfinite: int = _opt(0, "skip up to N steps with a non-finite loss instead of stopping")
+    log_with: str = _opt("tensorboard", "trackers, comma-separated: tensorboard, wandb, none")
+    compile: bool = _opt(False, "torch.compile the encoder")
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    def validate(self) -> None:
+        """Refuse impossible settings before anything heavy is loaded."""
+        m, d, t = self.model, self.data, self.training
+        checks = [
+            (t.batch_size >= 2, f"--batch-size must be at least 2 for in-batch negatives, got {t.batch_size}"),
+            (m.max_len >= 4, f"--max-len must be at least 4, got {m.max_len}"),
+            (0.0 < m.masking_ratio < 1.0, f"--masking-ratio must be in (0, 1), got {m.masking_ratio}"),
+            (m.lambda_weight >= 0.0, f"--lambda-weight must be >= 0, got {m.lambda_weight}"),
+            (m.temperature > 0.0, f"--temperature must be > 0, got {m.temperature}"),
+            (t.lr > 0.0, f"--lr must be > 0, got {t.lr}"),
+            (0.0 <= t.warmup_ratio < 1.0, f"--warmup-ratio must be in [0, 1), got {t.warmup_ratio}"),
+            (t.epochs >= 1, f"--epochs must be at least 1, got {t.epochs}"),
+            (t.max_steps >= 0, f"--max-steps must be >= 0, got {t.max_steps}"),
+            (t.eval_steps >= 0, f"--eval-steps must be >= 0, got {t.eval_steps}"),
+            (t.gradient_accumulation_steps >= 1, "--gradient-accumulation-steps must be at least 1"),
+            (t.save_total_limit >= 1, "--save-total-limit must be at least 1"),
+            (d.num_workers >= 0, "--num-workers must be >= 0"),
+            (d.train_file is not None, "--train-file is required"),
+            (t.best_name and "/" not in t.best_name and t.best_name not in (".", ".."),
+             f"--best-name must be a plain folder name, got {t.best_name!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        return cls(**{name: tp(**data.get(name, {})) for name, tp in _SECTION_TYPES.items()})
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=2)
+
+    @classmethod
+    def load(cls, path: str) -> "TrainConfig":
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_dict(json.load(fh))
+
+
+_SECTION_TYPES = {"model": ModelConfig, "data": DataConfig, "training": TrainingConfig}
+
+
+def _str2bool(value: str) -> bool:
+    low = value.lower()
+    if low in ("true", "1", "yes", "y"):
+        return True
+    if low in ("false", "0", "no", "n"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected True or False, got {value!r}")
+
+
+def _scalar_type(tp: Any) -> type:
+    if isinstance(tp, str):  # postponed annotations
+        tp = {"str": str, "int": int, "float": float, "bool": bool, "str | None": str}.get(tp, str)
+    if get_origin(tp) is not None:
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[type, ...] = tuple(_SECTION_TYPES.values())) -> None:
+    """Generate one option per config field, with '--kebab-case' names and the reference's aliases."""
+    for section in sections:
+        group = parser.add_argument_group(section.__name__)
+        for f in fields(section):
+            meta = f.metadata
+            names = [f"--{f.name.replace('_', '-')}", *meta.get("aliases", ())]
+            tp = _scalar_type(f.type)
+            if tp is bool:
+                group.add_argument(*names, dest=f.name, nargs="?", const=True, default=argparse.SUPPRESS,
+                                   type=_str2bool, help=f"{meta['help']} (flag)")
+            else:
+                group.add_argument(*names, dest=f.name, type=tp, default=argparse.SUPPRESS,
+                                   choices=meta.get("choices"), metavar=f.name.upper(),
+                                   help=f"{meta['help']} (default: {f.default})")
+
+
+def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """Overlay the options the user gave on the defaults (or on a loaded config)."""
+    cfg = base or TrainConfig()
+    given = vars(args)
+    for section_name, section_type in _SECTION_TYPES.items():
+        section = getattr(cfg, section_name)
+        for f in fields(section_type):
+            if f.name in given:
+                setattr(section, f.name, given[f.name])
+    return cfg
+
+
+def resolve_reference_paths(cfg: TrainConfig, path_to_data: str | None) -> None:
+    """The reference passes --path_to_data DIR plus bare file names; join them."""
+    if not path_to_data:
+        return
+    for attr in ("train_file", "dev_file", "test_file"):
+        value = getattr(cfg.data, attr)
+        if value and not os.path.isabs(value):
+            setattr(cfg.data, attr, os.path.join(path_to_data, value))
