@@ -180,7 +180,9 @@ def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) 
 
 
 def resolve_reference_paths(cfg: TrainConfig, path_to_data: str | None) -> None:
-    """The reference passes --path_to_data DIR plus bare file names; join them."""
+    """The reference passes --path_to_data DIR plus bare file names, and --ckpt NAME.pt; map them."""
+    if cfg.training.best_name.endswith(".pt"):
+        cfg.training.best_name = cfg.training.best_name[: -len(".pt")]
     if not path_to_data:
         return
     for attr in ("train_file", "dev_file", "test_file"):

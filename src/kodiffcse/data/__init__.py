@@ -1,0 +1,1 @@
+"""Data: the unlabeled corpus, STS pair files, masking and batching."""

@@ -1,0 +1,100 @@
+"""The unlabeled corpus as a memory-mapped line index.
+
+A Wikipedia corpus has millions of lines, so nothing is tokenised up front: one vectorised scan records
+where each non-blank line starts and how long it is (bytes, a free length proxy for length-grouped
+batching), and checks the whole file is UTF-8 without NUL bytes so bad input fails before any model loads.
+Sentences are decoded and tokenised per batch, in the data loader's workers.
+"""
+from __future__ import annotations
+
+import mmap
+import os
+
+import numpy as np
+
+from ..errors import UserError
+
+_CHUNK = 1 << 24
+_BOM = b"\xef\xbb\xbf"
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+
+
+def _scan_block(block: bytes, first_line: int, path: str):
+    """Return (starts, lengths, n_lines) of the non-blank lines in a block that ends with a newline."""
+    arr = np.frombuffer(block, dtype=np.uint8)
+    nul = np.flatnonzero(arr == 0)
+    newlines = np.flatnonzero(arr == 10)
+    if nul.size:
+        line = first_line + int(np.searchsorted(newlines, nul[0]))
+        raise UserError("NUL byte: this does not look like a text file", path=path, line=line)
+    try:
+        block.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + int(np.searchsorted(newlines, exc.start))
+        raise UserError(f"invalid UTF-8 (byte 0x{block[exc.start]:02x})", path=path, line=line) from None
+    starts = np.concatenate(([0], newlines[:-1] + 1))
+    ends = newlines.copy()
+    # Lines that hold only whitespace count as blank.
+    nonspace = np.concatenate(([0], np.cumsum(~_WHITESPACE[arr])))
+    keep = (nonspace[ends] - nonspace[starts]) > 0
+    ends -= (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)  # CRLF
+    return starts[keep], (ends - starts)[keep], newlines.size
+
+
+class LineCorpus:
+    """Random access to the non-blank lines of a UTF-8 text file, without loading it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise UserError("no such file", path=self.path)
+        if os.path.isdir(self.path):
+            raise UserError("is a directory, expected a text file with one sentence per line", path=self.path)
+        starts, lengths = [], []
+        offset, line_no, carry = 0, 1, b""
+        try:
+            with open(self.path, "rb") as fh:
+                while True:
+                    chunk = fh.read(_CHUNK)
+                    if offset == 0 and not carry and chunk.startswith(_BOM):
+                        chunk, offset = chunk[len(_BOM):], len(_BOM)
+                    data = carry + chunk
+                    if not chunk:
+                        if not data:
+                            break
+                        data += b"\n"  # last line without a newline
+                        cut = len(data)
+                    else:
+                        cut = data.rfind(b"\n") + 1
+                        if cut == 0:
+                            carry = data
+                            continue
+                    s, n, count = _scan_block(data[:cut], line_no, self.path)
+                    starts.append(s + offset)
+                    lengths.append(n)
+                    offset, line_no, carry = offset + cut, line_no + count, data[cut:]
+                    if not chunk:
+                        break
+        except OSError as exc:
+            raise UserError(f"cannot read: {exc.strerror}", path=self.path) from None
+        self.starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
+        self.lengths = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
+        if len(self.starts) == 0:
+            raise UserError("the corpus has no sentences (empty or only blank lines)", path=self.path)
+        self._mm: mmap.mmap | None = None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> str:
+        if self._mm is None:  # opened lazily so each data-loader worker has its own map
+            with open(self.path, "rb") as fh:
+                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        start = int(self.starts[i])
+        return self._mm[start:start + int(self.lengths[i])].decode("utf-8").strip()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_mm"] = None
+        return state

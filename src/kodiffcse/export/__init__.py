@@ -1,0 +1,1 @@
+"""Writing trained models for use elsewhere: sentence-transformers dirs, ONNX, model cards."""

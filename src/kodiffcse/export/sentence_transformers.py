@@ -1,0 +1,47 @@
+"""Save the encoder as a sentence-transformers model dir that also loads with AutoModel/AutoTokenizer.
+
+The pooling written is the evaluation pooling (CLS before the MLP, or mean); the MLP never leaves training.
+The dir is built beside its destination and renamed into place, so a kill never leaves it half-written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+
+from ..training.checkpoint import replace_dir
+
+_POOLING_MODE = {"cls_before_pooler": "cls", "mean": "mean"}
+CONFIG_FILE = "kodiffcse_config.json"
+SCORES_FILE = "dev_scores.json"
+
+
+def save_sentence_model(encoder, tokenizer, out_dir: str, pooler: str, max_len: int,
+                        config: dict | None = None, scores: dict | None = None) -> str:
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:
+        from sentence_transformers import models
+
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(out_dir)}-", dir=parent)
+    try:
+        encoder.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        transformer = models.Transformer(tmp, max_seq_length=max_len)
+        pooling = models.Pooling(encoder.config.hidden_size, pooling_mode=_POOLING_MODE[pooler])
+        SentenceTransformer(modules=[transformer, pooling], device="cpu").save(tmp)
+        for name, payload in ((CONFIG_FILE, config), (SCORES_FILE, scores)):
+            if payload is not None:
+                with open(os.path.join(tmp, name), "w", encoding="utf-8") as fh:
+                    json.dump(payload, fh, ensure_ascii=False, indent=2)
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,137 @@
+"""SentenceEncoder: turn sentences into vectors with any kodiffcse, sentence-transformers or HF encoder.
+
+Encoding sorts by length (little padding), runs in inference mode (autocast on GPU), returns rows in
+input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
+never switches dropout, the SimCSE augmentation, off for the rest of training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .modeling.loading import from_pretrained, load_tokenizer, quiet_transformers
+from .modeling.pooling import POOLERS, pool
+
+_ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
+
+
+def _pooler_from_st(pooling: dict, folder: str) -> str:
+    """Read sentence-transformers' pooling config: 'pooling_mode' (v6) or pooling_mode_*_token flags (older)."""
+    modes = [pooling["pooling_mode"]] if isinstance(pooling.get("pooling_mode"), str) else [
+        key[len("pooling_mode_"):].replace("_tokens", "").replace("_token", "")
+        for key, value in pooling.items() if key.startswith("pooling_mode_") and value is True]
+    if len(modes) != 1 or modes[0] not in _ST_POOLING:
+        raise UserError(f"unsupported sentence-transformers pooling {modes} (kodiffcse reads cls or mean)", path=folder)
+    return _ST_POOLING[modes[0]]
+
+
+def read_sentence_transformers_layout(path: str) -> dict:
+    """Pooler, max length and transformer sub-folder of a sentence-transformers model dir ({} otherwise)."""
+    modules_file = os.path.join(path, "modules.json")
+    if not os.path.isfile(modules_file):
+        return {}
+    with open(modules_file, encoding="utf-8") as fh:
+        modules = json.load(fh)
+    info: dict = {"transformer_path": path}
+    for module in modules:
+        kind = module.get("type", "")
+        folder = os.path.join(path, module.get("path", ""))
+        if kind.endswith("Transformer"):
+            info["transformer_path"] = folder
+            config_file = os.path.join(folder, "sentence_bert_config.json")
+            if os.path.isfile(config_file):  # older sentence-transformers; v6 keeps it in the tokenizer config
+                with open(config_file, encoding="utf-8") as fh:
+                    info["max_len"] = json.load(fh).get("max_seq_length")
+        elif kind.endswith("Pooling"):
+            with open(os.path.join(folder, "config.json"), encoding="utf-8") as fh:
+                pooling = json.load(fh)
+            info["pooler"] = _pooler_from_st(pooling, folder)
+        elif kind.endswith("Normalize"):
+            info["normalized"] = True
+        else:
+            raise UserError(f"unsupported sentence-transformers module {kind!r}", path=folder)
+    return info
+
+
+class SentenceEncoder:
+    def __init__(self, model, tokenizer, pooler: str = "cls_before_pooler", max_len: int = 64,
+                 prefix: str = "", device: str | torch.device | None = None):
+        if pooler not in POOLERS:
+            raise UserError(f"unknown pooler {pooler!r}; choose one of {', '.join(POOLERS)}")
+        self.model, self.tokenizer, self.pooler, self.max_len, self.prefix = model, tokenizer, pooler, max_len, prefix
+        if device is not None:
+            self.model.to(device)
+        self.encode_calls = 0  # encoder forward passes, for tests and benchmarks
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str, device: str | None = None, pooler: str | None = None,
+                        max_len: int | None = None, prefix: str = "") -> "SentenceEncoder":
+        """Load a kodiffcse output dir, a sentence-transformers dir or a Hugging Face encoder."""
+        from transformers import AutoModel
+
+        quiet_transformers()
+        layout = read_sentence_transformers_layout(path_or_hub_id) if os.path.isdir(path_or_hub_id) else {}
+        source = layout.get("transformer_path", path_or_hub_id)
+        tokenizer = load_tokenizer(source)
+        model = from_pretrained(AutoModel.from_pretrained, source, "model")
+        positions = getattr(model.config, "max_position_embeddings", 512)
+        if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
+            positions -= model.config.pad_token_id + 1  # RoBERTa positions start after the pad index
+        max_len = max_len or layout.get("max_len") or min(tokenizer.model_max_length or 512, 512, positions)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(model.eval(), tokenizer, pooler or layout.get("pooler", "cls_before_pooler"),
+                   max_len, prefix, device)
+
+    def _tokenize(self, sentences: list[str]):
+        for i, s in enumerate(sentences):
+            if not isinstance(s, str):
+                raise UserError(f"item {i} is {type(s).__name__}, not a string")
+        texts = [self.prefix + s for s in sentences] if self.prefix else list(sentences)
+        return self.tokenizer(texts, truncation=False, padding=False, add_special_tokens=True)["input_ids"]
+
+    def encode(self, sentences, batch_size: int = 64, normalize: bool = True, show_progress: bool | None = None,
+               convert_to_tensor: bool = False):
+        """float32 vectors in input order (a numpy array, or a torch tensor on request)."""
+        from tqdm.auto import tqdm
+
+        single = isinstance(sentences, str)
+        sentences = [sentences] if single else list(sentences)
+        ids = self._tokenize(sentences)
+        too_long = sum(len(x) > self.max_len for x in ids)
+        if too_long:
+            warnings.warn(f"{too_long} of {len(ids)} texts are longer than {self.max_len} tokens and were truncated",
+                          stacklevel=2)
+        ids = [x if len(x) <= self.max_len else x[: self.max_len - 1] + x[-1:] for x in ids]  # keep the end token
+        order = np.argsort([-len(x) for x in ids], kind="stable")
+        out = torch.empty(len(ids), self.model.config.hidden_size, dtype=torch.float32)
+        was_training = self.model.training
+        self.model.eval()
+        device = self.device
+        show = len(ids) > 10 * batch_size if show_progress is None else show_progress
+        try:
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                for start in tqdm(range(0, len(ids), batch_size), desc="encoding", disable=not show, unit="batch"):
+                    rows = order[start:start + batch_size]
+                    batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
+                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                    outputs = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                    self.encode_calls += 1
+                    vectors = pool(outputs.last_hidden_state, batch["attention_mask"], self.pooler,
+                                   getattr(outputs, "pooler_output", None))
+                    out[torch.as_tensor(rows)] = vectors.float().cpu()
+        finally:
+            self.model.train(was_training)
+        if normalize:
+            out = torch.nn.functional.normalize(out, dim=-1)
+        if single:
+            out = out[0]
+        return out if convert_to_tensor else out.numpy()

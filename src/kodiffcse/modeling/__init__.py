@@ -1,0 +1,1 @@
+"""The DiffCSE model: encoder + pooling, projection heads, frozen generator, conditional discriminator."""

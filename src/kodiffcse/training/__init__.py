@@ -1,0 +1,1 @@
+"""Training: the per-step computation, the Accelerate loop, checkpoints."""

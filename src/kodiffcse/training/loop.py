@@ -1,0 +1,359 @@
+"""The training loop on Hugging Face Accelerate: CPU, one GPU, or DDP over many (torchrun/accelerate launch).
+
+text -> LineCorpus -> sharded batches -> TrainingStep (generator edits, one 2B-row encoder pass, losses)
+-> AdamW + linear warmup/decay -> dev evaluation every eval_steps -> best/ and resumable checkpoints.
+Evaluation and exports run on the main process; the others wait.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..config import TrainConfig
+from ..data.batching import make_loader
+from ..data.corpus import LineCorpus
+from ..data.sts import STSData, read_sts
+from ..errors import UserError
+from ..evaluation import evaluate_sts, markdown_table
+from ..export.sentence_transformers import save_sentence_model
+from ..inference import SentenceEncoder
+from ..modeling.diffcse import DiffCSEModel
+from ..modeling.discriminator import ConditionalDiscriminator
+from ..modeling.generator import load_generator
+from ..modeling.heads import projection_for
+from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover_dir, save_checkpoint
+from .curves import plot_training_curves
+
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass
+class TrainResult:
+    output_dir: str
+    best_dir: str | None
+    best_score: float | None
+    steps: int
+    stopped_by: str  # "completed", "max_steps", "early_stopping", "signal", "nonfinite"
+    test_scores: dict | None = None
+
+
+class _Stop(Exception):
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
+    out = cfg.training.output_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError("output dir is a file", path=out)
+    if os.path.isdir(out) and os.listdir(out) and not (cfg.training.overwrite_output_dir or resuming):
+        raise UserError("output dir exists and is not empty; pass --overwrite-output-dir, or --resume to continue it",
+                        path=out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        probe = os.path.join(out, ".kodiffcse-write-test")
+        with open(probe, "w") as fh:
+            fh.write("ok")
+        os.remove(probe)
+    except OSError as exc:
+        raise UserError(f"output dir is not writable: {exc.strerror}", path=out) from None
+
+
+def _check_free_space(out: str, n_params: int, keep: int) -> None:
+    """Weights + two AdamW moments per checkpoint, plus best/, with a 20% margin."""
+    need = int(n_params * 4 * (3 * (keep + 1) + 1) * 1.2)
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise UserError(f"not enough free disk space: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB "
+                        f"needed for {keep} checkpoints and best/ (lower --save-total-limit or free space)", path=out)
+
+
+def _mixed_precision(choice: str) -> str:
+    if choice != "auto":
+        return choice
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+class _SignalGuard:
+    """Turn SIGTERM/SIGINT into a flag the loop checks between steps, so it can save and exit cleanly."""
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _Logger:
+    """Metrics to JSONL (main process) and to the Accelerate trackers."""
+
+    def __init__(self, accelerator, output_dir: str):
+        self.accelerator = accelerator
+        self.path = os.path.join(output_dir, METRICS_FILE)
+
+    def log(self, values: dict, step: int) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
+        self.accelerator.log(values, step=step)
+
+
+def _flat_config(cfg: TrainConfig) -> dict:
+    flat = {}
+    for section, values in cfg.to_dict().items():
+        for key, value in values.items():
+            flat[f"{section}/{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
+    """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored."""
+    from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    cfg.validate()
+    m, d, t = cfg.model, cfg.data, cfg.training
+    resume_path = t.resume_from
+    if t.resume and not resume_path:
+        resume_path = latest_checkpoint(t.output_dir)
+        if resume_path is None:
+            raise UserError("--resume: no checkpoint to resume from", path=os.path.join(t.output_dir, "checkpoints"))
+    if resume_path and not os.path.isdir(resume_path):
+        raise UserError("no such checkpoint dir", path=resume_path)
+    _check_output_dir(cfg, resuming=resume_path is not None)
+    recover_dir(os.path.join(t.output_dir, t.best_name))
+
+    # Read and validate the data before any model is loaded.
+    corpus = LineCorpus(d.train_file)
+    dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
+    test: STSData | None = read_sts(d.test_file) if d.test_file else None
+
+    trackers = [x.strip() for x in t.log_with.split(",") if x.strip() and x.strip() != "none"]
+    accelerator = accelerator or Accelerator(
+        mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
+        log_with=trackers or None, project_dir=t.output_dir,
+    )
+    quiet_transformers()
+    set_seed(t.seed)
+    world = accelerator.num_processes
+    batches_per_epoch = len(corpus) // t.batch_size // world
+    if batches_per_epoch < t.gradient_accumulation_steps:
+        raise UserError(f"the corpus has {len(corpus)} sentences: fewer than one optimizer step of "
+                        f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
+    steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
+    total_steps = steps_per_epoch * t.epochs
+    if t.max_steps:
+        total_steps = min(total_steps, t.max_steps)
+
+    tokenizer = load_tokenizer(m.model)
+    if tokenizer.model_max_length and tokenizer.model_max_length < m.max_len:
+        raise UserError(f"--max-len {m.max_len} exceeds the tokenizer's limit of {tokenizer.model_max_length}")
+    generator = None
+    if m.objective == "diffcse":
+        generator = load_generator(m.generator, m.model, tokenizer, m.generator_sampling)  # vocab checked first
+    encoder = load_encoder(m.model)
+    hidden = encoder.config.hidden_size
+    discriminator = ConditionalDiscriminator(load_encoder(m.model)) if m.objective == "diffcse" else None
+    model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp)
+    if t.compile:
+        model.encoder = torch.compile(model.encoder)
+    if accelerator.is_main_process:
+        _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total_steps), total_steps)
+    loader, sampler = make_loader(corpus, tokenizer, t.batch_size, m.max_len, t.seed, d.group_by_length,
+                                  d.num_workers, accelerator.process_index, world,
+                                  pin_memory=accelerator.device.type == "cuda")
+    # Not prepared by Accelerate: the sampler already shards deterministically, and the scheduler
+    # already counts per-process optimizer steps.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if generator is not None:
+        generator.to(accelerator.device)
+
+    state = TrainState()
+    if resume_path:
+        state = load_checkpoint(accelerator, resume_path, scheduler)
+        accelerator.print(f"resumed from {resume_path} at step {state.step}")
+    elif accelerator.is_main_process and os.path.exists(os.path.join(t.output_dir, METRICS_FILE)):
+        os.remove(os.path.join(t.output_dir, METRICS_FILE))  # --overwrite-output-dir: a fresh log
+    if accelerator.is_main_process:
+        cfg.save(os.path.join(t.output_dir, "kodiffcse_config.json"))
+    if trackers:
+        accelerator.init_trackers("kodiffcse", config=_flat_config(cfg))
+    logger = _Logger(accelerator, t.output_dir)
+
+    from .step import TrainingStep
+
+    step_fn = TrainingStep(m, tokenizer, generator)
+    raw = accelerator.unwrap_model(model)
+    best_dir = os.path.join(t.output_dir, t.best_name)
+
+    def evaluate_dev() -> dict | None:
+        """Main process scores the dev set; every process learns the score."""
+        scores = None
+        if accelerator.is_main_process and dev is not None:
+            enc = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)
+            scores = evaluate_sts(lambda s: enc.encode(s, batch_size=t.eval_batch_size, normalize=False), dev)
+        box = [scores]
+        if world > 1:
+            broadcast_object_list(box)
+        return box[0]
+
+    def export_best(scores: dict | None) -> None:
+        if accelerator.is_main_process:
+            payload = {"step": state.step, "dev_file": d.dev_file, "scores": scores}
+            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, cfg.to_dict(), payload)
+        accelerator.wait_for_everyone()
+
+    def run_evaluation() -> None:
+        scores = evaluate_dev()
+        if scores is None:
+            return
+        if t.metric not in scores:
+            raise UserError(f"--metric {t.metric!r} is not one of {', '.join(sorted(scores))}")
+        value = scores[t.metric]
+        state.last_dev = value
+        logger.log({f"dev/{k}": v for k, v in scores.items()}, state.step)
+        if state.best_score is None or value > state.best_score:
+            state.best_score, state.best_step, state.evals_without_improvement = value, state.step, 0
+            export_best(scores)
+        else:
+            state.evals_without_improvement += 1
+        if t.patience and state.evals_without_improvement >= t.patience:
+            raise _Stop("early_stopping")
+
+    if state.step == 0 and dev is not None:
+        step0 = evaluate_dev()
+        logger.log({f"dev/{k}": v for k, v in step0.items()}, 0)
+        state.last_dev = step0[t.metric] if step0 else None
+
+    stopped_by = "completed"
+    progress = tqdm(total=total_steps, initial=state.step, desc="training", unit="step",
+                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    micro = 0
+    try:
+        with _SignalGuard() as guard:
+            while state.step < total_steps and state.epoch < t.epochs:
+                sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
+                for batch in loader:
+                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                    with accelerator.accumulate(model):
+                        losses = step_fn(model, batch)
+                        loss = losses["loss"]
+                        finite = torch.isfinite(loss.detach()).float()
+                        if world > 1:
+                            finite = accelerator.reduce(finite, "min")
+                        if finite.item() == 1.0:  # one scalar sync per micro-step; every rank decides alike
+                            accelerator.backward(loss)
+                            if t.max_grad_norm and accelerator.sync_gradients:
+                                accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                            optimizer.step()
+                            optimizer.zero_grad(set_to_none=True)
+                        else:
+                            optimizer.zero_grad(set_to_none=True)
+                            state.nonfinite_skipped += 1
+                            if state.nonfinite_skipped > t.skip_nonfinite:
+                                raise _Stop("nonfinite")
+                            accelerator.print(f"non-finite loss at step {state.step + 1}: skipped "
+                                              f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
+                    state.batch_in_epoch += 1
+                    for key, value in losses.items():
+                        sums[key] = sums.get(key, 0) + value.detach().float()
+                    micro += 1
+                    if not accelerator.sync_gradients:
+                        continue
+                    scheduler.step()
+                    state.step += 1
+                    progress.update(1)
+                    if state.step % 10 == 0 or state.step == total_steps:
+                        means = {k: (v / micro).item() for k, v in sums.items()}
+                        means["lr"] = scheduler.get_last_lr()[0]
+                        logger.log({f"train/{k}": v for k, v in means.items()}, state.step)
+                        postfix = {"loss": f"{means['loss']:.4f}"}
+                        if "rtd_accuracy" in means:
+                            postfix["rtd_acc"] = f"{means['rtd_accuracy']:.3f}"
+                        if state.last_dev is not None:
+                            postfix["dev"] = f"{100 * state.last_dev:.2f}"
+                        progress.set_postfix(postfix)
+                        sums, micro = {}, 0
+                    if t.eval_steps and state.step % t.eval_steps == 0:
+                        run_evaluation()
+                        if not t.save_steps:
+                            save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+                    if t.save_steps and state.step % t.save_steps == 0:
+                        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+                    if guard.received is not None:
+                        raise _Stop("signal")
+                    if state.step >= total_steps:
+                        break
+                else:
+                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                    continue
+                break
+            if t.max_steps and state.step >= t.max_steps:
+                stopped_by = "max_steps"
+            if not t.eval_steps or state.step % t.eval_steps:
+                run_evaluation()
+            if dev is None:
+                export_best(None)  # without a dev set the final model is the one to keep
+    except _Stop as stop:
+        stopped_by = stop.reason
+    finally:
+        progress.close()
+
+    if stopped_by == "signal":
+        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+        accelerator.print(f"interrupted at step {state.step}: checkpoint saved. Resume with: "
+                          f"kodiffcse train --resume --output-dir {t.output_dir} (and the same options)")
+    elif stopped_by == "nonfinite":
+        accelerator.print(f"stopped: non-finite loss at step {state.step + 1}; the last good checkpoint and "
+                          f"{t.best_name}/ are kept (pass --skip-nonfinite N to skip such steps)")
+    else:
+        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+
+    test_scores = None
+    if accelerator.is_main_process:
+        plot_training_curves(os.path.join(t.output_dir, METRICS_FILE), os.path.join(t.output_dir, "training_curves.png"),
+                             t.metric)
+        if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
+            enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
+            test_scores = evaluate_sts(lambda s: enc.encode(s, batch_size=t.eval_batch_size, normalize=False), test)
+            with open(os.path.join(t.output_dir, "test_scores.json"), "w", encoding="utf-8") as fh:
+                json.dump({"test_file": d.test_file, "scores": test_scores}, fh, indent=2)
+            print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
+    accelerator.end_training()
+    return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,
+                       stopped_by, test_scores)
+
+

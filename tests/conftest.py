@@ -1,0 +1,61 @@
+"""Shared fixtures: tiny tokenizers and models built offline, saved, and loaded through from_pretrained."""
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+SHARED = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+KORSTS = SHARED / "korsts"
+CORPUS = SHARED / "corpus" / "ko-sentences.txt"
+needs_shared = pytest.mark.skipif(not (KORSTS / "sts-dev.tsv").exists() or not CORPUS.exists(),
+                                  reason=f"shared data not found at {SHARED} (CI has it; a fresh clone may not)")
+
+
+@pytest.fixture(scope="session")
+def sample(tmp_path_factory):
+    from kodiffcse.data.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample"), corpus_size=600, dev_size=80, test_size=80)
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, sample):
+    """Paths of a tiny tokenizer, RoBERTa and BERT encoders, generators, and a mismatched generator."""
+    from kodiffcse.data.sample import sample_corpus
+    from kodiffcse.modeling.loading import quiet_transformers
+    from kodiffcse.tiny import build_mlm, build_tokenizer
+
+    quiet_transformers()
+    root = tmp_path_factory.mktemp("tiny")
+    sentences = Path(sample["corpus"]).read_text(encoding="utf-8").splitlines()
+    build_tokenizer(sentences, root / "tok", vocab_size=400)
+    paths = {"tokenizer": str(root / "tok")}
+    for arch in ("roberta", "bert"):
+        build_mlm(root / "tok", root / arch, arch=arch, layers=2, hidden=32, heads=2, seed=0)
+        build_mlm(root / "tok", root / f"{arch}-gen", arch=arch, layers=1, hidden=32, heads=2, seed=1)
+        paths[arch], paths[f"{arch}-gen"] = str(root / arch), str(root / f"{arch}-gen")
+    # A generator trained with another vocabulary: the case the reference never checked.
+    build_tokenizer([s[::-1] for s in sample_corpus(300, seed=9)], root / "othertok", vocab_size=300)
+    build_mlm(root / "othertok", root / "other-gen", layers=1, hidden=32, heads=2)
+    paths["other-gen"] = str(root / "other-gen")
+    return paths
+
+
+def tiny_config(tiny, sample, out_dir, **overrides):
+    from kodiffcse.config import TrainConfig
+
+    cfg = TrainConfig()
+    cfg.model.model, cfg.model.generator, cfg.model.max_len = tiny["roberta"], tiny["roberta-gen"], 32
+    cfg.data.train_file, cfg.data.dev_file, cfg.data.num_workers = sample["corpus"], sample["dev"], 0
+    t = cfg.training
+    t.output_dir, t.batch_size, t.max_steps, t.eval_steps, t.lr, t.log_with = str(out_dir), 8, 4, 2, 1e-3, "none"
+    for key, value in overrides.items():
+        section = next(s for s in (cfg.model, cfg.data, cfg.training) if hasattr(s, key))
+        setattr(section, key, value)
+    return cfg

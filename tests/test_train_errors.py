@@ -1,0 +1,101 @@
+"""Bad input to `kodiffcse train`: one line naming the problem, exit 2, no traceback, before any model loads."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from kodiffcse.cli import main
+
+
+def run_cli(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    return code, err
+
+
+def base(tiny, sample, out, *extra):
+    return ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
+            "--dev-file", sample["dev"], "--output-dir", str(out), "--max-steps", "1", "--batch-size", "4",
+            "--num-workers", "0", "--log-with", "none", "--max-len", "16", *extra]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--batch-size", "1"], "--batch-size must be at least 2"),
+    (["--max-len", "3"], "--max-len must be at least 4"),
+    (["--masking-ratio", "0"], "--masking-ratio must be in (0, 1)"),
+    (["--masking-ratio", "1.2"], "--masking-ratio must be in (0, 1)"),
+    (["--lambda-weight", "-0.1"], "--lambda-weight must be >= 0"),
+    (["--temperature", "0"], "--temperature must be > 0"),
+    (["--train", "False"], "use `kodiffcse evaluate`"),
+])
+def test_impossible_settings(tiny, sample, tmp_path, capsys, extra, message):
+    code, err = run_cli(capsys, base(tiny, sample, tmp_path / "out", *extra))
+    assert code == 2 and message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists(), "settings are checked before anything is written"
+
+
+def test_missing_corpus(tiny, sample, tmp_path, capsys):
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--train-file") + 1] = str(tmp_path / "nope.txt")
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "nope.txt: no such file" in err and len(err.splitlines()) == 1
+
+
+def test_missing_model_dir(tiny, sample, tmp_path, capsys):
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--model") + 1] = str(tmp_path / "no-model")
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "no-model" in err and len(err.splitlines()) == 1
+
+
+def test_empty_corpus(tiny, sample, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n\r\n", encoding="utf-8")
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--train-file") + 1] = str(empty)
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "empty.txt" in err and "no sentences" in err
+
+
+def test_invalid_utf8_names_the_line(tiny, sample, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("첫 문장.\n둘째 문장.\n".encode() + b"\xff\xfe broken\n" + "넷째.\n".encode())
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--train-file") + 1] = str(bad)
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "bad.txt:3: invalid UTF-8" in err and len(err.splitlines()) == 1
+
+
+def test_malformed_dev_row_names_the_line(tiny, sample, tmp_path, capsys):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("문장 하나\t문장 둘\t4.0\n문장 셋\t3.0\n", encoding="utf-8")
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--dev-file") + 1] = str(dev)
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "dev.tsv:2: expected 3 tab-separated columns, found 2" in err
+
+
+def test_vocabulary_mismatch(tiny, sample, tmp_path, capsys):
+    argv = base(tiny, sample, tmp_path / "out")
+    argv[argv.index("--generator") + 1] = tiny["other-gen"]
+    code, err = run_cli(capsys, argv)
+    assert code == 2 and "vocabulary mismatch" in err and len(err.splitlines()) == 1
+
+
+def test_non_empty_output_dir_is_not_overwritten(tiny, sample, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me", encoding="utf-8")
+    code, err = run_cli(capsys, base(tiny, sample, out))
+    assert code == 2 and "not empty" in err and "--overwrite-output-dir" in err
+    assert (out / "precious.txt").read_text(encoding="utf-8") == "keep me"
+    assert sorted(p.name for p in out.iterdir()) == ["precious.txt"]
+
+
+def test_console_script_prints_one_line_without_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "kodiffcse.cli", "train", "--train-file", str(tmp_path / "x.txt"),
+                           "--output-dir", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"kodiffcse train: error: {tmp_path / 'x.txt'}: no such file"
