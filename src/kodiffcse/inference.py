@@ -2,7 +2,8 @@
 
 Encoding sorts by length (little padding), runs in inference mode (autocast on GPU), returns rows in
 input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
-never switches dropout, the SimCSE augmentation, off for the rest of training.
+never switches dropout, the SimCSE augmentation, off for the rest of training. On top of encode sit the
+SimCSE library's conveniences: similarity, build_index and search (search.VectorIndex).
 """
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ class SentenceEncoder:
         if device is not None:
             self.model.to(device)
         self.encode_calls = 0  # encoder forward passes, for tests and benchmarks
+        self.name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
+        self.index = None  # a search.VectorIndex once build_index or load_index ran
 
     @property
     def device(self) -> torch.device:
@@ -79,6 +82,12 @@ class SentenceEncoder:
         from transformers import AutoModel
 
         quiet_transformers()
+        best = os.path.join(path_or_hub_id, "best")
+        if os.path.isdir(best) and not os.path.isfile(os.path.join(path_or_hub_id, "config.json")):
+            path_or_hub_id = best  # a `kodiffcse train` output dir: use the exported best model in it
+        if not os.path.exists(path_or_hub_id) and (path_or_hub_id.startswith((".", "/", "~", "\\"))
+                                                   or path_or_hub_id.strip("/").count("/") > 1):
+            raise UserError("model not found: no such directory", path=path_or_hub_id)  # not a Hub id either
         layout = read_sentence_transformers_layout(path_or_hub_id) if os.path.isdir(path_or_hub_id) else {}
         source = layout.get("transformer_path", path_or_hub_id)
         tokenizer = load_tokenizer(source)
@@ -88,13 +97,17 @@ class SentenceEncoder:
             positions -= model.config.pad_token_id + 1  # RoBERTa positions start after the pad index
         max_len = max_len or layout.get("max_len") or min(tokenizer.model_max_length or 512, 512, positions)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model.eval(), tokenizer, pooler or layout.get("pooler", "cls_before_pooler"),
-                   max_len, prefix, device)
+        encoder = cls(model.eval(), tokenizer, pooler or layout.get("pooler", "cls_before_pooler"),
+                      max_len, prefix, device)
+        encoder.name_or_path = path_or_hub_id
+        return encoder
 
     def _tokenize(self, sentences: list[str]):
         for i, s in enumerate(sentences):
             if not isinstance(s, str):
                 raise UserError(f"item {i} is {type(s).__name__}, not a string")
+        if not sentences:
+            return []
         texts = [self.prefix + s for s in sentences] if self.prefix else list(sentences)
         return self.tokenizer(texts, truncation=False, padding=False, add_special_tokens=True)["input_ids"]
 
@@ -135,3 +148,44 @@ class SentenceEncoder:
         if single:
             out = out[0]
         return out if convert_to_tensor else out.numpy()
+
+    def similarity(self, a, b, batch_size: int = 64):
+        """Cosine similarities: a float for two strings, else a (len(a), len(b)) float32 array."""
+        single = isinstance(a, str) and isinstance(b, str)
+        va = self.encode([a] if isinstance(a, str) else list(a), batch_size=batch_size)
+        vb = self.encode([b] if isinstance(b, str) else list(b), batch_size=batch_size)
+        scores = va @ vb.T
+        return float(scores[0, 0]) if single else scores
+
+    def build_index(self, corpus, batch_size: int = 64, backend: str = "auto", show_progress: bool | None = None):
+        """Encode the corpus and keep it searchable (FAISS if installed, exact numpy otherwise)."""
+        from .search import VectorIndex
+
+        corpus = [corpus] if isinstance(corpus, str) else list(corpus)
+        if not corpus:
+            raise UserError("the corpus to index is empty")
+        vectors = self.encode(corpus, batch_size=batch_size, normalize=True, show_progress=show_progress)
+        self.index = VectorIndex(vectors, corpus, backend=backend,
+                                 meta={"model": self.name_or_path, "pooler": self.pooler, "max_len": self.max_len})
+        return self.index
+
+    def load_index(self, path: str, backend: str = "auto"):
+        """Reuse an index written by index.save(path) (or `kodiffcse search --index`)."""
+        from .search import VectorIndex
+
+        index = VectorIndex.load(path, backend=backend)
+        dim = self.model.config.hidden_size
+        if index.dim != dim:
+            raise UserError(f"the index holds {index.dim}-dimensional vectors, this model makes {dim}", path=path)
+        self.index = index
+        return index
+
+    def search(self, queries, top_k: int = 5, threshold: float | None = None, batch_size: int = 64):
+        """(sentence, cosine) pairs, best first: a list for one query string, a list of lists for several."""
+        if self.index is None:
+            raise UserError("no index: call build_index(corpus) or load_index(path) first")
+        single = isinstance(queries, str)
+        hits = self.index.search(self.encode([queries] if single else list(queries), batch_size=batch_size), top_k)
+        if threshold is not None:
+            hits = [[(s, score) for s, score in row if score >= threshold] for row in hits]
+        return hits[0] if single else hits
