@@ -1,6 +1,7 @@
 """Save the encoder as a sentence-transformers model dir that also loads with AutoModel/AutoTokenizer.
 
 The pooling written is the evaluation pooling (CLS before the MLP, or mean); the MLP never leaves training.
+README.md is the sentence-transformers model card plus kodiffcse's training data, recipe and dev scores.
 The dir is built beside its destination and renamed into place, so a kill never leaves it half-written.
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ import shutil
 import tempfile
 
 from ..training.checkpoint import replace_dir
+from .model_card import card_data, render_card
 
 _POOLING_MODE = {"cls_before_pooler": "cls", "mean": "mean"}
 CONFIG_FILE = "kodiffcse_config.json"
@@ -35,11 +37,14 @@ def save_sentence_model(encoder, tokenizer, out_dir: str, pooler: str, max_len: 
         tokenizer.save_pretrained(tmp)
         transformer = models.Transformer(tmp, max_seq_length=max_len)
         pooling = models.Pooling(encoder.config.hidden_size, pooling_mode=_POOLING_MODE[pooler])
-        SentenceTransformer(modules=[transformer, pooling], device="cpu").save(tmp)
+        st_model = SentenceTransformer(modules=[transformer, pooling], device="cpu", model_card_data=card_data(config))
+        st_model.save(tmp)
         for name, payload in ((CONFIG_FILE, config), (SCORES_FILE, scores)):
             if payload is not None:
                 with open(os.path.join(tmp, name), "w", encoding="utf-8") as fh:
                     json.dump(payload, fh, ensure_ascii=False, indent=2)
+        with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as fh:  # the card, with kodiffcse's sections
+            fh.write(render_card(st_model, config, scores, None))
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
