@@ -1,0 +1,169 @@
+"""Figures for the Wikipedia corpus build (not a test).
+
+  python benchmarks/wiki_build.py split   # sentence splitters: accuracy and sentences/s
+  python benchmarks/wiki_build.py dump    # dump processing: MB/s of compressed input
+
+`split` joins the gold sentences of ../shared/data/corpus/ko-sentences.txt into paragraphs of
+3-7 sentences and scores each splitter on boundary precision/recall/F1 and exact sentences.
+`dump` generates a synthetic Korean dump (>= 50 MB bz2 by default) and times the full build.
+Both print a table and a JSON line.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
+CORPUS = SHARED / "data" / "corpus" / "ko-sentences.txt"
+
+
+def make_paragraphs(sentences: list[str], seed: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    out, i = [], 0
+    while i < len(sentences):
+        k = rng.randint(3, 7)
+        out.append(sentences[i : i + k])
+        i += k
+    return out
+
+
+def boundaries(paragraph: str, sentences: list[str]) -> set[int] | None:
+    """Character offsets where sentences end, except the last; None when a sentence cannot be located."""
+    ends, cursor = set(), 0
+    for s in sentences:
+        at = paragraph.find(s, cursor)
+        if at < 0:
+            return None
+        cursor = at + len(s)
+        ends.add(cursor)
+    ends.discard(len(paragraph.rstrip()))
+    ends.discard(cursor)
+    return ends
+
+
+def score_splitter(name: str, groups: list[list[str]], batch: int = 64) -> dict:
+    from kodiffcse.data.wiki.split import make_splitter
+
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        splitter = make_splitter(name)
+        splitter.split_many(["준비 운동입니다. 시작합니다."])  # load models outside the timing
+    paragraphs = [" ".join(g) for g in groups]
+    n_gold = sum(len(g) for g in groups)
+    start = time.perf_counter()
+    predicted: list[list[str]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(0, len(paragraphs), batch):
+            predicted.extend(splitter.split_many(paragraphs[i : i + batch]))
+    elapsed = time.perf_counter() - start
+    tp = fp = fn = exact = perfect = 0
+    for para, gold, pred in zip(paragraphs, groups, predicted):
+        g, p = boundaries(para, gold), boundaries(para, pred) or set()
+        tp += len(g & p)
+        fp += len(p - g)
+        fn += len(g - p)
+        exact += len(set(gold) & set(pred))
+        perfect += gold == pred
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    return {
+        "splitter": name,
+        "paragraphs": len(paragraphs),
+        "gold_sentences": n_gold,
+        "predicted_sentences": sum(len(p) for p in predicted),
+        "boundary_precision": round(precision, 4),
+        "boundary_recall": round(recall, 4),
+        "boundary_f1": round(2 * precision * recall / max(precision + recall, 1e-9), 4),
+        "exact_sentences": round(exact / n_gold, 4),
+        "perfect_paragraphs": round(perfect / len(paragraphs), 4),
+        "seconds": round(elapsed, 2),
+        "sentences_per_s": round(n_gold / elapsed, 1),
+    }
+
+
+def cmd_split(args) -> dict:
+    if not CORPUS.exists():
+        sys.exit(f"skipped: {CORPUS} is absent (needs ../shared beside the repo)")
+    sentences = [s for s in CORPUS.read_text(encoding="utf-8").split("\n") if s.strip()]
+    rows = []
+    for spec in args.splitters:
+        name, _, limit = spec.partition(":")
+        sub = sentences[: int(limit)] if limit else sentences[: args.limit or None]
+        rows.append(score_splitter(name, make_paragraphs(sub)))
+        print(f"  done {name}", file=sys.stderr)
+    cols = ["splitter", "gold_sentences", "boundary_precision", "boundary_recall", "boundary_f1",
+            "exact_sentences", "perfect_paragraphs", "sentences_per_s"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    result = {"benchmark": "split", "cpu_count": os.cpu_count(), "rows": rows}
+    print(json.dumps(result, ensure_ascii=False))
+    return result
+
+
+def cmd_dump(args) -> dict:
+    from kodiffcse.data.wiki.build import BuildOptions, build_corpus
+    from kodiffcse.data.wiki.synthetic import write_synthetic_dump
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = Path(args.dump) if args.dump else Path(tmp) / "kowiki-bench-pages-articles.xml.bz2"
+        if not args.dump:
+            t0 = time.perf_counter()
+            sentences = None
+            if CORPUS.exists():
+                sentences = [s for s in CORPUS.read_text(encoding="utf-8").split("\n") if s.strip()]
+            write_synthetic_dump(dump, target_bytes=int(args.mb * 1e6), sentences=sentences, seed=0)
+            print(f"  generated {dump.stat().st_size / 1e6:.1f} MB in {time.perf_counter() - t0:.0f}s",
+                  file=sys.stderr)
+        size_mb = dump.stat().st_size / 1e6
+        out = Path(tmp) / "wiki_corpus.txt"
+        t0 = time.perf_counter()
+        report = build_corpus(dump, out, BuildOptions(workers=args.workers), progress=True)
+        elapsed = time.perf_counter() - t0
+    row = {
+        "dump_mb": round(size_mb, 1),
+        "workers": args.workers or os.cpu_count(),
+        "seconds": round(elapsed, 1),
+        "mb_per_s": round(size_mb / elapsed, 3),
+        "pages_per_s": round(report["pages"] / elapsed, 1),
+        "sentences_kept_per_s": round(report["kept"] / elapsed, 1),
+        "pages": report["pages"],
+        "kept": report["kept"],
+    }
+    print("| " + " | ".join(row) + " |")
+    print("|" + "---|" * len(row))
+    print("| " + " | ".join(str(v) for v in row.values()) + " |")
+    result = {"benchmark": "dump", "cpu_count": os.cpu_count(), **row}
+    print(json.dumps(result, ensure_ascii=False))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    s = sub.add_parser("split", help="splitter accuracy and speed")
+    s.add_argument("--splitters", nargs="+", default=["kiwi", "kss-fast", "kss-punct", "kss-pecab:600"],
+                   help="names, each optionally NAME:N to use the first N sentences only (pecab is slow)")
+    s.add_argument("--limit", type=int, default=0, help="sentences per splitter (0: all)")
+    d = sub.add_parser("dump", help="dump processing throughput")
+    d.add_argument("--mb", type=float, default=50.0, help="size of the generated bz2 dump")
+    d.add_argument("--dump", help="time a real dump instead of a generated one")
+    d.add_argument("--workers", type=int, default=0, help="0: all cores")
+    args = parser.parse_args()
+    cmd_split(args) if args.what == "split" else cmd_dump(args)
+
+
+if __name__ == "__main__":
+    main()
