@@ -70,6 +70,7 @@ class SentenceEncoder:
         self.encode_calls = 0  # encoder forward passes, for tests and benchmarks
         self.name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
         self.index = None  # a search.VectorIndex once build_index or load_index ran
+        self.last_truncated = 0
 
     @property
     def device(self) -> torch.device:
@@ -120,6 +121,7 @@ class SentenceEncoder:
         sentences = [sentences] if single else list(sentences)
         ids = self._tokenize(sentences)
         too_long = sum(len(x) > self.max_len for x in ids)
+        self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one warning
         if too_long:
             warnings.warn(f"{too_long} of {len(ids)} texts are longer than {self.max_len} tokens and were truncated",
                           stacklevel=2)
