@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 
 import numpy as np
 import torch
@@ -130,6 +131,13 @@ class Collate:
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def _ignore_stop_signals(_worker_id: int) -> None:
+    """Workers ignore SIGTERM/SIGINT sent to the whole process group (Ctrl-C, SLURM, Kubernetes): the main
+    process then saves a checkpoint and shuts them down, instead of failing on a dead worker."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def make_loader(corpus: LineCorpus, tokenizer, batch_size: int, max_len: int, seed: int, group_by_length: bool,
                 num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False,
                 lengths: np.ndarray | None = None):
@@ -143,5 +151,6 @@ def make_loader(corpus: LineCorpus, tokenizer, batch_size: int, max_len: int, se
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed + rank),
+        worker_init_fn=_ignore_stop_signals if num_workers else None,
     )
     return loader, sampler

@@ -29,7 +29,7 @@ from ..modeling.discriminator import ConditionalDiscriminator
 from ..modeling.generator import load_generator
 from ..modeling.heads import projection_for
 from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover_dir, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
 from .curves import plot_training_curves
 
 METRICS_FILE = "metrics.jsonl"
@@ -59,12 +59,12 @@ def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
                         path=out)
     try:
         os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, ".kodiffcse-write-test")
+        probe = os.path.join(out, f".kodiffcse-write-test-{os.getpid()}")
         with open(probe, "w") as fh:
             fh.write("ok")
         os.remove(probe)
     except OSError as exc:
-        raise UserError(f"output dir is not writable: {exc.strerror}", path=out) from None
+        raise UserError(f"output dir is not writable: {exc.strerror or exc}", path=out) from None
 
 
 def _check_free_space(out: str, n_params: int, keep: int) -> None:
@@ -74,6 +74,24 @@ def _check_free_space(out: str, n_params: int, keep: int) -> None:
     if free < need:
         raise UserError(f"not enough free disk space: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB "
                         f"needed for {keep} checkpoints and best/ (lower --save-total-limit or free space)", path=out)
+
+
+def _truncate_metrics(path: str, step: int) -> None:
+    """Drop what the interrupted run logged after the checkpoint: the resumed run logs those steps again."""
+    if not os.path.isfile(path):
+        return
+    kept = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line if line.endswith("\n") else line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by the kill
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(kept)
+    os.replace(tmp, path)
 
 
 def _mixed_precision(choice: str) -> str:
@@ -98,7 +116,11 @@ class _SignalGuard:
         return self
 
     def _handle(self, signum, frame):
+        if self.received is not None:  # a second signal: stop now, without the checkpoint
+            raise KeyboardInterrupt
         self.received = signum
+        os.write(2, f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step "
+                    f"(send it again to stop at once)\n".encode())
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -145,7 +167,6 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     if resume_path and not os.path.isdir(resume_path):
         raise UserError("no such checkpoint dir", path=resume_path)
     _check_output_dir(cfg, resuming=resume_path is not None)
-    recover_dir(os.path.join(t.output_dir, t.best_name))
 
     # Read and validate the data before any model is loaded.
     corpus = LineCorpus(d.train_file)
@@ -157,6 +178,9 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
         log_with=trackers or None, project_dir=t.output_dir,
     )
+    if accelerator.is_main_process:
+        recover(t.output_dir, t.best_name)  # what a kill interrupted: a best/ swap, unfinished .tmp-* dirs
+    accelerator.wait_for_everyone()
     quiet_transformers()
     set_seed(t.seed)
     world = accelerator.num_processes
@@ -165,6 +189,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         raise UserError(f"the corpus has {len(corpus)} sentences: fewer than one optimizer step of "
                         f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
     steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
+    run_keys = {"seed": t.seed, "batch_size": t.batch_size, "world_size": world, "corpus_sentences": len(corpus),
+                "gradient_accumulation_steps": t.gradient_accumulation_steps, "group_by_length": d.group_by_length}
     total_steps = steps_per_epoch * t.epochs
     if t.max_steps:
         total_steps = min(total_steps, t.max_steps)
@@ -201,8 +227,10 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
 
     state = TrainState()
     if resume_path:
-        state = load_checkpoint(accelerator, resume_path, scheduler)
+        state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
         accelerator.print(f"resumed from {resume_path} at step {state.step}")
+        if accelerator.is_main_process:
+            _truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
     elif accelerator.is_main_process and os.path.exists(os.path.join(t.output_dir, METRICS_FILE)):
         os.remove(os.path.join(t.output_dir, METRICS_FILE))  # --overwrite-output-dir: a fresh log
     if accelerator.is_main_process:
@@ -215,6 +243,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
 
     step_fn = TrainingStep(m, tokenizer, generator)
     raw = accelerator.unwrap_model(model)
+    buffers = list(raw.buffers())
     best_dir = os.path.join(t.output_dir, t.best_name)
 
     def evaluate_dev() -> dict | None:
@@ -269,6 +298,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                 for batch in loader:
                     batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
                     with accelerator.accumulate(model):
+                        # BatchNorm running stats move in the forward pass: a skipped step must not keep them
+                        kept = [b.detach().clone() for b in buffers] if t.skip_nonfinite else None
                         losses = step_fn(model, batch)
                         loss = losses["loss"]
                         finite = torch.isfinite(loss.detach()).float()
@@ -282,6 +313,10 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                             optimizer.zero_grad(set_to_none=True)
                         else:
                             optimizer.zero_grad(set_to_none=True)
+                            if kept is not None:
+                                with torch.no_grad():
+                                    for b, k in zip(buffers, kept):
+                                        b.copy_(k)
                             state.nonfinite_skipped += 1
                             if state.nonfinite_skipped > t.skip_nonfinite:
                                 raise _Stop("nonfinite")
@@ -310,9 +345,9 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                     if t.eval_steps and state.step % t.eval_steps == 0:
                         run_evaluation()
                         if not t.save_steps:
-                            save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+                            save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if t.save_steps and state.step % t.save_steps == 0:
-                        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+                        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if guard.received is not None:
                         raise _Stop("signal")
                     if state.step >= total_steps:
@@ -333,14 +368,14 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         progress.close()
 
     if stopped_by == "signal":
-        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
         accelerator.print(f"interrupted at step {state.step}: checkpoint saved. Resume with: "
                           f"kodiffcse train --resume --output-dir {t.output_dir} (and the same options)")
     elif stopped_by == "nonfinite":
         accelerator.print(f"stopped: non-finite loss at step {state.step + 1}; the last good checkpoint and "
                           f"{t.best_name}/ are kept (pass --skip-nonfinite N to skip such steps)")
     else:
-        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit)
+        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
 
     test_scores = None
     if accelerator.is_main_process:
