@@ -166,6 +166,21 @@ def test_vocabulary_mismatch_is_refused(tiny):
         load_generator(tiny["other-gen"], tiny["roberta"], tokenizer)
 
 
+@pytest.mark.parametrize("arch", ["xlm-roberta", "electra"])
+def test_other_encoder_families_train_one_step(tiny, tmp_path, arch):
+    from kodiffcse.tiny import build_mlm
+
+    build_mlm(tiny["tokenizer"], tmp_path / arch, arch=arch, layers=2, hidden=32, heads=2)
+    paths = {arch: str(tmp_path / arch), f"{arch}-gen": "layers:1"}
+    cfg, tokenizer, generator, model, step, batch = build(paths, arch)
+    model.train()
+    losses = step(model, batch)
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss"]) and "rtd" in losses
+    grads = [p.grad for p in model.encoder.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads)
+
+
 def test_generator_derived_from_encoder_layers(tiny):
     tokenizer = load_tokenizer(tiny["roberta"])
     gen = load_generator("layers:1", tiny["roberta"], tokenizer)

@@ -15,7 +15,7 @@ from kodiffcse.training.loop import train
 @pytest.fixture(scope="module")
 def trained(tiny, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    cfg = tiny_config(tiny, sample, out, max_steps=6, eval_steps=3, test_file=sample["test"])
+    cfg = tiny_config(tiny, sample, out, max_steps=6, eval_steps=3, test_file=sample["test"], log_with="tensorboard")
     return cfg, train(cfg)
 
 
@@ -25,6 +25,9 @@ def test_training_writes_best_model_logs_and_curves(trained):
     assert result.steps == 6 and result.best_dir == os.path.join(out, "best")
     for name in ("metrics.jsonl", "training_curves.png", "kodiffcse_config.json", "test_scores.json"):
         assert os.path.isfile(os.path.join(out, name)), name
+    import glob
+
+    assert glob.glob(os.path.join(out, "**", "events.out.tfevents.*"), recursive=True), "TensorBoard logs"
     rows = [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"), encoding="utf-8")]
     assert any("train/rtd_accuracy" in r and "train/infonce" in r and "train/lr" in r for r in rows)
     assert [r["step"] for r in rows if "dev/cosine_spearman" in r] == [0, 3, 6]
@@ -165,3 +168,13 @@ def test_short_cpu_run_on_korsts_beats_step_zero(tmp_path):
     dev = {r["step"]: r["dev/cosine_spearman"] for r in rows if "dev/cosine_spearman" in r}
     print("KorSTS dev cosine Spearman x100 by step:", {k: round(100 * v, 2) for k, v in dev.items()})
     assert result.best_score >= dev[0] + 0.05, f"dev went from {dev[0]:.4f} to only {result.best_score:.4f}"
+
+
+def test_demo_runs_offline_end_to_end(tmp_path, capsys):
+    from kodiffcse.cli import main
+
+    assert main(["demo", "--steps", "4", "--batch-size", "8", "--output-dir", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "| Model | Average | Cosine Pearson" in out
+    assert "tiny KoDiffCSE, 4 steps" in out and "random init (step 0)" in out
+    assert (tmp_path / "demo" / "run" / "best" / "modules.json").is_file()

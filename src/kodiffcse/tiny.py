@@ -48,7 +48,8 @@ def build_mlm(
 ):
     """Random-init masked-LM of the given architecture, saved with the tokenizer next to it."""
     import torch
-    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM, RobertaConfig, RobertaForMaskedLM
+    from transformers import (AutoTokenizer, BertConfig, BertForMaskedLM, ElectraConfig, ElectraForMaskedLM,
+                              RobertaConfig, RobertaForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM)
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     common = dict(
@@ -56,14 +57,18 @@ def build_mlm(
         intermediate_size=intermediate or 4 * hidden, pad_token_id=tokenizer.pad_token_id,
         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
-    if arch == "roberta":
+    if arch in ("roberta", "xlm-roberta"):
         # RoBERTa counts positions from pad_token_id + 1, so leave room for them.
-        config = RobertaConfig(**common, max_position_embeddings=max_positions + tokenizer.pad_token_id + 1,
-                               bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, type_vocab_size=1)
-        cls = RobertaForMaskedLM
+        config_cls, cls = (RobertaConfig, RobertaForMaskedLM) if arch == "roberta" else \
+            (XLMRobertaConfig, XLMRobertaForMaskedLM)
+        config = config_cls(**common, max_position_embeddings=max_positions + tokenizer.pad_token_id + 1,
+                            bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id, type_vocab_size=1)
     elif arch == "bert":
         config = BertConfig(**common, max_position_embeddings=max_positions)
         cls = BertForMaskedLM
+    elif arch == "electra":  # smaller embeddings projected up to the hidden size, as ELECTRA does
+        config = ElectraConfig(**common, embedding_size=max(hidden // 2, 8), max_position_embeddings=max_positions)
+        cls = ElectraForMaskedLM
     else:
         raise ValueError(f"unknown tiny architecture {arch!r}")
     torch.manual_seed(seed)

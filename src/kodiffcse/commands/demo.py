@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.data.train_file, cfg.data.dev_file, cfg.data.num_workers = files["corpus"], files["dev"], 0
     t = cfg.training
     t.output_dir, t.batch_size, t.max_steps, t.eval_steps = os.path.join(work, "run"), args.batch_size, args.steps, 50
+    t.epochs = 1000  # --steps decides the length
     t.lr, t.seed, t.log_with, t.eval_batch_size = 3e-4, args.seed, "none", 128
     result = train(cfg)
 
