@@ -17,7 +17,14 @@ from ..errors import UserError
 _CHUNK = 1 << 24
 _BOM = b"\xef\xbb\xbf"
 _WHITESPACE = np.zeros(256, dtype=bool)
-_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
+_WHITESPACE[[b for b in range(128) if chr(b).isspace()]] = True  # exactly what str.strip() removes in ASCII
+_ASCII_TEXT = np.zeros(256, dtype=bool)
+_ASCII_TEXT[[b for b in range(128) if not chr(b).isspace()]] = True
+
+
+def _text(raw: bytes) -> str:
+    """A line as a sentence: stray byte-order marks (from concatenated files) and outer whitespace removed."""
+    return raw.decode("utf-8").replace("\ufeff", "").strip()
 
 
 def _scan_block(block: bytes, first_line: int, path: str):
@@ -38,6 +45,10 @@ def _scan_block(block: bytes, first_line: int, path: str):
     # Lines that hold only whitespace count as blank.
     nonspace = np.concatenate(([0], np.cumsum(~_WHITESPACE[arr])))
     keep = (nonspace[ends] - nonspace[starts]) > 0
+    # Lines with no visible ASCII may still be blank: Unicode spaces (U+3000, U+2028...) or a stray BOM.
+    ascii_text = np.concatenate(([0], np.cumsum(_ASCII_TEXT[arr])))
+    for i in np.flatnonzero(keep & ((ascii_text[ends] - ascii_text[starts]) == 0)):
+        keep[i] = bool(_text(block[starts[i]:ends[i]]))
     ends -= (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)  # CRLF
     return starts[keep], (ends - starts)[keep], newlines.size
 
@@ -92,7 +103,7 @@ class LineCorpus:
             with open(self.path, "rb") as fh:
                 self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         start = int(self.starts[i])
-        return self._mm[start:start + int(self.lengths[i])].decode("utf-8").strip()
+        return _text(self._mm[start:start + int(self.lengths[i])])
 
     def __getstate__(self):
         state = dict(self.__dict__)

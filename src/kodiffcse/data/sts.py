@@ -80,8 +80,8 @@ def _row(s1, s2, score, max_score: float) -> tuple[str, str, float]:
         raise _RowError("empty sentence")
     try:
         value = float(score)
-    except (TypeError, ValueError):
-        raise _RowError(f"score {score!r} is not a number") from None
+    except (TypeError, ValueError, OverflowError):
+        raise _RowError(f"score {str(score)[:40]!r} is not a number") from None
     if not math.isfinite(value) or not 0.0 <= value <= max_score:
         raise _RowError(f"score {value:g} is outside [0, {max_score:g}]")
     return s1, s2, value / max_score
@@ -128,6 +128,8 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
     if fmt in ("korsts", "tsv3"):
         lines = _decode_lines(data, path, skip_invalid, result.skipped)
         if fmt == "korsts":
+            if not lines or lines[0][0] != 1:
+                raise UserError("the header line is unreadable", path=path, line=1)
             (_, header_line), lines = lines[0], lines[1:]
             header = [c.strip().lower() for c in header_line.split("\t")]
             missing = {"sentence1", "sentence2", "score"} - set(header)
@@ -157,6 +159,8 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
             header = [c.strip().lower() for c in next(reader)]
         except StopIteration:
             raise UserError("the file is empty", path=path) from None
+        except csv.Error as exc:
+            raise UserError(f"malformed CSV header: {exc}", path=path, line=line_of[0] if line_of else 1) from None
         missing = {"sentence1", "sentence2", "score"} - set(header)
         if missing:
             raise UserError(f"header lacks column(s) {', '.join(sorted(missing))}", path=path, line=1)
@@ -185,6 +189,8 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
                     raise _RowError(f"invalid JSON: {exc.msg}") from None
+                except RecursionError:
+                    raise _RowError("invalid JSON: nested too deeply") from None
                 if not isinstance(obj, dict):
                     raise _RowError("expected a JSON object")
                 return _row(obj.get("sentence1"), obj.get("sentence2"), obj.get("score"), top)
@@ -199,6 +205,8 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+        except RecursionError:
+            raise UserError("invalid JSON: nested too deeply", path=path) from None
         if not isinstance(items, list):
             raise UserError("expected a JSON list of objects with sentence1, sentence2 and labels.label", path=path)
         for n, obj in enumerate(items, start=1):
