@@ -167,16 +167,6 @@ def _write_atomic(dest: Path, data: bytes) -> None:
 def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None = None,
                  progress: bool | None = None) -> dict[str, Path]:
     """Verify (and if needed download) all three files, then write them and the reference layout to out."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError("output exists and is not a directory", path=str(out))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory: {exc.strerror}", path=str(out)) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UserError("output directory is not writable", path=str(out))
-
     sources: dict[str, Path] = {}
     if from_dir is not None:
         from_dir = Path(from_dir)
@@ -191,7 +181,16 @@ def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None 
         for name in SHA256:
             sources[name] = _cached(name, base_url, cache, progress)
 
-    # All inputs verified: now write, each file atomically.
+    # All inputs verified: only now touch the output directory, each file written atomically.
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("output exists and is not a directory", path=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory: {exc.strerror}", path=str(out)) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError("output directory is not writable", path=str(out))
     written: dict[str, Path] = {}
     for name, src in sources.items():
         data = src.read_bytes()

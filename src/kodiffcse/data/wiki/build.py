@@ -46,7 +46,8 @@ def _worker_init(splitter: str) -> None:
     global _SPLITTER
     from .split import make_splitter
 
-    _SPLITTER = make_splitter(splitter)
+    if _SPLITTER is None or _SPLITTER.name != splitter:  # model loading takes seconds: reuse it
+        _SPLITTER = make_splitter(splitter)
 
 
 def process_pages(batch: list[tuple[str, str | None]], splitter: str | None = None) -> list[tuple[list[str], Counter]]:
@@ -176,21 +177,21 @@ def _ordered_results(tasks, workers: int, splitter: str, pool_holder: list):
         for batch in tasks:
             yield process_pages(batch)
         return
-    # fork where available: workers start fast and need no importable __main__. The parent has
-    # created no splitter (only checked the package), so no native threads are copied.
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    pool = ctx.Pool(workers, initializer=_worker_init, initargs=(splitter,))
+    # spawn: workers inherit no threads or locks (Kiwi runs native threads), same on every OS.
+    # ProcessPoolExecutor, unlike Pool, fails loudly (BrokenProcessPool) if a worker dies.
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init, initargs=(splitter,))
     pool_holder.append(pool)
     window: collections.deque = collections.deque()
     for batch in tasks:
-        window.append(pool.apply_async(process_pages, (batch,)))
+        window.append(pool.submit(process_pages, batch))
         if len(window) >= workers * 4:
-            yield window.popleft().get()
+            yield window.popleft().result()
     while window:
-        yield window.popleft().get()
-    pool.close()
-    pool.join()
+        yield window.popleft().result()
+    pool.shutdown()
 
 
 def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: bool = False,
@@ -281,12 +282,12 @@ def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: b
         raise
     finally:
         for pool in pool_holder:
-            pool.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
         if not fh.closed:
             fh.close()
         if not finished:
-            print(f"stopped; rerun with --resume to continue from page {counts['pages']:,}", file=sys.stderr)
+            print("stopped; rerun with --resume to continue from the last checkpoint", file=sys.stderr)
 
     if options.shuffle:
         shuffle_lines(part, out, seed=options.seed)
