@@ -276,8 +276,21 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
     assert sorted(os.listdir(os.path.join(out, "checkpoints"))) == ["checkpoint-1", "checkpoint-2"]
     with torch.no_grad():
         model.weight.zero_()
-    state = ckpt.load_checkpoint(accelerator, latest_checkpoint(out), scheduler)
+    real_load, unpickled = torch.load, []
+
+    def load(*args, **kwargs):
+        unpickled.append((os.path.basename(str(args[0])), kwargs.get("weights_only")))
+        return real_load(*args, **kwargs)
+
+    torch.load = load
+    try:
+        state = ckpt.load_checkpoint(accelerator, latest_checkpoint(out), scheduler)
+    finally:
+        torch.load = real_load
     assert state.step == 2 and model.weight.abs().sum() > 0
+    # weights are safetensors; the optimizer and RNG pickles are loaded with weights_only=True
+    assert {name for name, _ in unpickled} == {"optimizer.bin", "random_states_0.pkl"}, unpickled
+    assert all(flag is True for _, flag in unpickled), unpickled
 
 
 def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_ones(tiny, sample, tmp_path, monkeypatch,
