@@ -231,3 +231,45 @@ def test_missing_extra_names_the_package(small_dump, tmp_path, capsys, monkeypat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kiwipiepy" else real(name, *a))
     err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path / "o.txt")])
     assert "kiwipiepy" in err and "pip install" in err
+
+
+def test_download_latest_from_a_local_mirror(small_dump, tmp_path, monkeypatch, capsys):
+    """The --download path against a stand-in for dumps.wikimedia.org (no network)."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    root = tmp_path / "mirror"
+    for date, done in (("20990101", False), ("20981201", True)):
+        d = root / "kowiki" / date
+        d.mkdir(parents=True)
+        name = f"kowiki-{date}-pages-articles.xml.bz2"
+        (d / name).write_bytes(small_dump.read_bytes())
+        status = {"jobs": {"articlesdump": {"status": "done" if done else "in-progress", "files": {name: {
+            "url": f"/kowiki/{date}/{name}", "size": small_dump.stat().st_size,
+            "sha1": hashlib.sha1(small_dump.read_bytes()).hexdigest()}}}}}
+        (d / "dumpstatus.json").write_text(json.dumps(status))
+    (root / "kowiki" / "index.html").write_text('<a href="20981201/">20981201/</a> <a href="20990101/">20990101/</a>')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setenv("KODIFFCSE_WIKI_MIRROR", f"http://127.0.0.1:{httpd.server_address[1]}")
+    out = tmp_path / "wiki_corpus.txt"
+    try:
+        assert main(["data", "wiki", "--download", "--dump-dir", str(tmp_path / "dumps"), "--out", str(out),
+                     "--workers", "1", "--no-progress"]) == 0
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert [p.name for p in (tmp_path / "dumps").iterdir()] == ["kowiki-20981201-pages-articles.xml.bz2"]
+    assert out.read_text(encoding="utf-8").split("\n") == EXPECTED + [""]
+    # no mirror reachable now: a one-line error, not a traceback
+    capsys.readouterr()
+    monkeypatch.setenv("KODIFFCSE_WIKI_MIRROR", "http://127.0.0.1:9")
+    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(out)])
+    assert "cannot reach Wikimedia dumps" in err
