@@ -384,3 +384,15 @@ def test_resume_refuses_incomplete_checkpoints_and_changed_data_settings(tiny, s
     assert main(base) == 2
     err = error_line(capsys)
     assert "unreadable checkpoint state" in err
+
+
+def test_resume_without_a_checkpoint_is_one_line(tiny, sample, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main([*_argv(tiny, sample, out), "--resume"]) == 2
+    assert "--resume: no checkpoint to resume from" in error_line(capsys)
+    assert main([*_argv(tiny, sample, out), "--resume-from", str(tmp_path / "nope")]) == 2
+    assert "no such checkpoint dir" in error_line(capsys)
+    (out / "empty").mkdir()
+    assert main([*_argv(tiny, sample, out), "--resume-from", str(out / "empty")]) == 2
+    assert "not a kodiffcse checkpoint (no trainer_state.json)" in error_line(capsys)
