@@ -308,7 +308,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                         loss = losses["loss"]
                         finite = torch.isfinite(loss.detach()).float()
                         if world > 1:
-                            finite = accelerator.reduce(finite, "min")
+                            finite = accelerator.reduce(finite, "mean")  # accelerate has no "min": it summed
                         if finite.item() == 1.0:  # one scalar sync per micro-step; every rank decides alike
                             accelerator.backward(loss)
                             if t.max_grad_norm and accelerator.sync_gradients:
