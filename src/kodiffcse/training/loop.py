@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import TrainConfig
-from ..data.batching import make_loader, token_lengths
+from ..data.batching import make_loader
 from ..data.corpus import LineCorpus
 from ..data.sts import STSData, read_sts
 from ..errors import UserError
@@ -216,13 +216,9 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total_steps), total_steps)
-    lengths = None
-    if d.group_by_length:  # token counts, built once (main process first, the others then read the cache)
-        with accelerator.main_process_first():
-            lengths = token_lengths(corpus, tokenizer, m.max_len, progress=accelerator.is_local_main_process)
     loader, sampler = make_loader(corpus, tokenizer, t.batch_size, m.max_len, t.seed, d.group_by_length,
                                   d.num_workers, accelerator.process_index, world,
-                                  pin_memory=accelerator.device.type == "cuda", lengths=lengths)
+                                  pin_memory=accelerator.device.type == "cuda")
     # Not prepared by Accelerate: the sampler already shards deterministically, and the scheduler
     # already counts per-process optimizer steps.
     model, optimizer = accelerator.prepare(model, optimizer)

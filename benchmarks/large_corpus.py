@@ -1,0 +1,132 @@
+"""Large corpora: time to the first optimizer step and peak RSS on a generated multi-million-line corpus.
+
+  python benchmarks/large_corpus.py                    # 5M lines in /tmp, tiny model, both phases
+  python benchmarks/large_corpus.py --lines 1000000 --json out.json
+
+Phase `cold`: a fresh process runs `kodiffcse.training.loop.train` for one optimizer step on the corpus
+with random batches (no token-length cache needed): line index + sampler + first step.
+Phase `cache`: the one-off token-length cache for --group-by-length, built in a fresh process; its
+throughput is reported separately, as is a `warm` first step that reads it.
+Each phase runs in its own process so its peak RSS (ru_maxrss, workers included) is its own.
+The corpus is built from the shared Korean sentences with shuffled word order, in /tmp, never the repo.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared" / "data" / "corpus" / "ko-sentences.txt"
+
+
+def generate(path: Path, lines: int, seed: int = 0) -> None:
+    from tqdm.auto import tqdm
+
+    base = [s.split() for s in SHARED.read_text(encoding="utf-8").splitlines() if s.strip()]
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as fh:
+        for start in tqdm(range(0, lines, 100_000), desc="generating corpus", unit="100k lines"):
+            out = []
+            for _ in range(min(100_000, lines - start)):
+                words = list(rng.choice(base))
+                rng.shuffle(words)
+                out.append(" ".join(words))
+            fh.write("\n".join(out) + "\n")
+
+
+def child(phase: str, corpus: str, model: str, out_dir: str, cache: str) -> None:
+    """One phase in this (fresh) process; prints a JSON line."""
+    import torch
+
+    os.environ["KODIFFCSE_CACHE"] = cache
+    t0 = time.perf_counter()
+    result = {"phase": phase}
+    if phase == "cache":
+        from kodiffcse.data.batching import token_lengths
+        from kodiffcse.data.corpus import LineCorpus
+        from kodiffcse.modeling.loading import load_tokenizer
+
+        corpus = LineCorpus(corpus)
+        t1 = time.perf_counter()
+        token_lengths(corpus, load_tokenizer(model), 64)
+        result.update(lines=len(corpus), index_s=t1 - t0, build_s=time.perf_counter() - t1,
+                      lines_per_s=len(corpus) / (time.perf_counter() - t1))
+    else:
+        from kodiffcse.config import TrainConfig
+        from kodiffcse.training.loop import train
+
+        first = {}
+        original = torch.optim.AdamW.step
+
+        def timed_step(self, *a, **k):
+            first.setdefault("t", time.perf_counter() - t0)
+            return original(self, *a, **k)
+
+        torch.optim.AdamW.step = timed_step
+        cfg = TrainConfig()
+        cfg.model.model, cfg.model.generator, cfg.model.max_len = model, model, 64
+        cfg.data.train_file, cfg.data.num_workers, cfg.data.group_by_length = corpus, 2, phase == "warm"
+        t = cfg.training
+        t.output_dir, t.overwrite_output_dir, t.batch_size, t.max_steps, t.eval_steps = out_dir, True, 64, 1, 0
+        t.log_with = "none"
+        train(cfg)
+        result["first_step_s"] = first["t"]
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result.update(peak_rss_gib=self_kb / 2 ** 20, peak_worker_rss_gib=kids_kb / 2 ** 20)
+    print("RESULT " + json.dumps(result))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lines", type=int, default=5_000_000)
+    p.add_argument("--corpus", help="use this corpus instead of generating one")
+    p.add_argument("--phases", default="cold,cache,warm")
+    p.add_argument("--json", dest="json_out")
+    p.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(*args.child)
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="kodiffcse-large-"))
+    corpus = Path(args.corpus) if args.corpus else work / "ko-5m.txt"
+    if not args.corpus:
+        generate(corpus, args.lines)
+    from kodiffcse.tiny import build_mlm, build_tokenizer
+
+    sentences = SHARED.read_text(encoding="utf-8").splitlines()
+    build_tokenizer(sentences, work / "tok", vocab_size=8000)
+    build_mlm(work / "tok", work / "model", layers=2, hidden=64, heads=2, seed=0)
+    results = {"corpus_bytes": corpus.stat().st_size, "machine": f"{os.cpu_count()} CPU cores"}
+    for phase in args.phases.split(","):
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--child", phase, str(corpus), str(work / "model"),
+                               str(work / f"run-{phase}"), str(work / "cache")],
+                              capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if proc.returncode or line is None:
+            print(proc.stderr[-2000:], file=sys.stderr)
+            return 1
+        results[phase] = {**json.loads(line[7:]), "process_wall_s": time.perf_counter() - start}
+    print("| phase | first step s | cache lines/s | peak RSS GiB (main) | peak RSS GiB (largest worker) |")
+    print("|---|---|---|---|---|")
+    for phase in args.phases.split(","):
+        r = results[phase]
+        print(f"| {phase} | {r.get('first_step_s', float('nan')):.1f} | {r.get('lines_per_s', float('nan')):.0f} | "
+              f"{r['peak_rss_gib']:.2f} | {r['peak_worker_rss_gib']:.2f} |")
+    print(json.dumps(results))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Training-step speed: kodiffcse's real step against a reference-faithful baseline (not a test).
+
+  python benchmarks/train_step.py                         # CPU: 4x256 encoder, 2x256 generator
+  python benchmarks/train_step.py --size base --precision bf16 --batch-size 128   # GPU (benchmarks/gpu.sh)
+  python benchmarks/train_step.py --only baseline --json base.json                # one side alone
+
+Both sides get random-init models of the same sizes over a WordPiece vocabulary trained on the corpus,
+the same corpus, batch size and max_len, and an AdamW step. They alternate step by step in one process
+(so machine noise hits both alike) and the medians are reported. Tokenisation is outside the timed
+region on both sides (kodiffcse tokenises in DataLoader workers, the reference before training).
+Useful FLOPs count non-pad tokens only: encoder and discriminator forward+backward, generator forward,
+MLM head on the edited positions; they are compared with a dense matmul peak measured in this run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+CORPUS = REPO / ".." / "shared" / "data" / "corpus" / "ko-sentences.txt"
+
+SIZES = {  # (encoder layers, generator layers, hidden, heads, vocab)
+    "small": (4, 2, 256, 4, 8000),
+    "base": (12, 6, 768, 12, 32000),  # klue/roberta-base and klue/roberta-small shapes
+}
+
+
+def build_models(corpus_path: str, size: str, work: Path, max_len: int):
+    from kodiffcse.tiny import build_mlm, build_tokenizer
+
+    enc_layers, gen_layers, hidden, heads, vocab = SIZES[size]
+    with open(corpus_path, encoding="utf-8") as fh:
+        sentences = [line.strip() for line in fh if line.strip()]
+    build_tokenizer(sentences, work / "tok", vocab_size=vocab, max_len=max(512, max_len))
+    build_mlm(work / "tok", work / "enc", layers=enc_layers, hidden=hidden, heads=heads, max_positions=512, seed=0)
+    build_mlm(work / "tok", work / "gen", layers=gen_layers, hidden=hidden, heads=heads, max_positions=512, seed=1)
+    return str(work / "enc"), str(work / "gen")
+
+
+def matmul_peak(device, dtype) -> float:
+    """Best dense matmul FLOP/s over a few square sizes (the denominator of the utilisation figure)."""
+    best = 0.0
+    for n in ((1024, 2048) if device.type == "cpu" else (4096, 8192)):
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        for _ in range(2):
+            a @ b
+        reps = 5 if device.type == "cpu" else 50
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        _sync(device)
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - start))
+    return best
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def layer_flops(tokens: int, attn_pairs: int, hidden: int, ff: int) -> float:
+    """Forward FLOPs of one transformer layer: projections + FFN per token, scores + mixing per pair."""
+    return 2 * tokens * (4 * hidden * hidden + 2 * hidden * ff) + 4 * attn_pairs * hidden
+
+
+def useful_flops(att: torch.Tensor, n_chosen: int, cfg_enc, cfg_gen, vocab: int) -> float:
+    """FLOPs the DiffCSE objective needs for one step over these 2B rows (non-pad tokens only)."""
+    lengths = att.sum(1).double()
+    tokens, pairs = float(lengths.sum()), float((lengths ** 2).sum())
+    h = cfg_enc.hidden_size
+    enc = cfg_enc.num_hidden_layers * layer_flops(tokens, pairs, h, cfg_enc.intermediate_size)
+    gen = cfg_gen.num_hidden_layers * layer_flops(tokens, pairs, h, cfg_gen.intermediate_size)
+    head = 2 * n_chosen * (h * h + h * vocab)
+    return 3 * enc + 3 * enc + gen + head  # encoder and discriminator fwd+bwd, generator fwd only
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", choices=("baseline", "kodiffcse"))
+    p.add_argument("--steps", type=int, default=8, help="timed steps per side (after --warmup)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--size", choices=tuple(SIZES), default="small")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=64)
+    p.add_argument("--corpus", default=str(CORPUS))
+    p.add_argument("--precision", choices=("no", "bf16"), default="no")
+    p.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
+                   help="kodiffcse side without length-grouped batches (dynamic padding only)")
+    p.add_argument("--token-lengths", action="store_true",
+                   help="group by cached token counts (data.batching.token_lengths) instead of byte lengths")
+    p.add_argument("--compile", action="store_true", help="torch.compile kodiffcse's encoder")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    p.add_argument("--json", dest="json_out")
+    args = p.parse_args(argv)
+    if not os.path.exists(args.corpus):
+        print(f"corpus not found: {args.corpus}", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    from transformers import AutoModel, AutoModelForMaskedLM
+
+    from baseline_step import BaselineModel, baseline_loss, premask
+    from kodiffcse.config import ModelConfig
+    from kodiffcse.data.batching import Collate, epoch_batches, token_lengths
+    from kodiffcse.data.corpus import LineCorpus
+    from kodiffcse.modeling.diffcse import DiffCSEModel
+    from kodiffcse.modeling.discriminator import ConditionalDiscriminator
+    from kodiffcse.modeling.generator import load_generator
+    from kodiffcse.modeling.heads import projection_for
+    from kodiffcse.modeling.loading import load_encoder, load_tokenizer, quiet_transformers
+    from kodiffcse.training.step import TrainingStep
+
+    quiet_transformers()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = torch.bfloat16 if args.precision == "bf16" else None
+    sides = [args.only] if args.only else ["baseline", "kodiffcse"]
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix="kodiffcse-bench-"))
+    print(f"building {args.size} models and a vocabulary on {args.corpus} ...", file=sys.stderr)
+    enc_dir, gen_dir = build_models(args.corpus, args.size, work, args.max_len)
+    tokenizer = load_tokenizer(enc_dir)
+    corpus = LineCorpus(args.corpus)
+    n_batches = args.warmup + args.steps
+    cfg = ModelConfig()
+    cfg.max_len = args.max_len
+
+    lengths = token_lengths(corpus, tokenizer, args.max_len, progress=False) if args.token_lengths else corpus.lengths
+    order = epoch_batches(lengths, args.batch_size, 0, 0, args.group_by_length)  # both sides: same sentences
+    state = {}
+    if "baseline" in sides:
+        encoder = AutoModel.from_pretrained(enc_dir)  # with its pooler: the reference's sentence vector
+        disc = ConditionalDiscriminator(AutoModel.from_pretrained(enc_dir, add_pooling_layer=False))
+        model = BaselineModel(encoder, disc).to(device).train()
+        generator = AutoModelForMaskedLM.from_pretrained(gen_dir).to(device).eval()
+        collate = Collate(tokenizer, args.max_len, pad_to_max=True)
+        batches = []
+        for i in range(n_batches):
+            b = collate([corpus[int(j)] for j in order[i]])
+            b["masked_ids"], _ = premask(tokenizer, b["input_ids"], b["attention_mask"], cfg.masking_ratio)
+            batches.append({k: v.to(device) for k, v in b.items()})
+        opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=5e-5)
+
+        def run_baseline(batch, model=model, generator=generator, opt=opt):
+            loss = baseline_loss(model, generator, batch, cfg.temperature, cfg.lambda_weight, amp)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            return batch["attention_mask"], int((batch["masked_ids"] != batch["input_ids"]).sum()) * 2
+
+        state["baseline"] = (run_baseline, batches, model)
+    if "kodiffcse" in sides:
+        generator = load_generator(gen_dir, enc_dir, tokenizer).to(device)
+        encoder = load_encoder(enc_dir)
+        model = DiffCSEModel(encoder, projection_for("diffcse", encoder.config.hidden_size), cfg.pooler,
+                             ConditionalDiscriminator(load_encoder(enc_dir)), cfg.before_mlp).to(device).train()
+        if args.compile:
+            model.encoder = torch.compile(model.encoder, dynamic=True)
+        step = TrainingStep(cfg, tokenizer, generator)
+        collate = Collate(tokenizer, args.max_len)
+        batches = [{k: v.to(device) for k, v in collate([corpus[int(j)] for j in order[i]]).items()}
+                   for i in range(n_batches)]
+        opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=5e-5)
+        def run_kodiffcse(batch, model=model, opt=opt):
+            with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
+                loss = step(model, batch)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            att = torch.cat([batch["attention_mask"]] * 2)
+            return att, int(round(cfg.masking_ratio * float((att.sum(1) - 2).clamp(min=0).sum())))
+
+        state["kodiffcse"] = (run_kodiffcse, batches, model)
+
+    times = {s: [] for s in sides}
+    flops = {s: [] for s in sides}
+    tokens = {s: [0, 0] for s in sides}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    peaks = {}
+    from tqdm.auto import tqdm
+
+    for i in tqdm(range(n_batches), desc="steps", file=sys.stderr):
+        for side in sides:
+            fn, batches, _ = state[side]
+            _sync(device)
+            start = time.perf_counter()
+            att, n_chosen = fn(batches[i])
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if i < args.warmup:
+                continue
+            times[side].append(elapsed)
+            att2 = torch.cat([att, att]) if side == "baseline" else att
+            flops[side].append(useful_flops(att2, n_chosen, _config(enc_dir), _config(gen_dir), len(tokenizer)))
+            tokens[side][0] += int(att2.sum())
+            tokens[side][1] += att2.numel()
+            if device.type == "cuda":
+                peaks[side] = max(peaks.get(side, 0), torch.cuda.max_memory_allocated())
+                torch.cuda.reset_peak_memory_stats()
+    peak = matmul_peak(device, amp or torch.float32)
+    rows = {}
+    for side in sides:
+        med = statistics.median(times[side])
+        rows[side] = {
+            "sentences_per_s": args.batch_size / med,
+            "median_step_s": med,
+            "useful_flops_per_s": statistics.median(f / t for f, t in zip(flops[side], times[side])),
+            "non_pad_share": tokens[side][0] / tokens[side][1],
+            "padded_len": tokens[side][1] / (2 * args.batch_size * len(times[side])),
+        }
+        rows[side]["mfu_vs_matmul_peak"] = rows[side]["useful_flops_per_s"] / peak
+        if device.type == "cuda":
+            rows[side]["peak_gpu_mem_gib"] = peaks[side] / 2 ** 30
+    result = {
+        "machine": _machine(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "size": args.size, "batch_size": args.batch_size, "max_len": args.max_len, "precision": args.precision,
+        "group_by_length": args.group_by_length, "token_lengths": args.token_lengths, "compile": args.compile, "steps": args.steps,
+        "matmul_peak_flops_per_s": peak, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+        **rows,
+    }
+    if len(sides) == 2:
+        result["ratio"] = rows["kodiffcse"]["sentences_per_s"] / rows["baseline"]["sentences_per_s"]
+    print(f"| side | sentences/s | median step s | non-pad share | padded len | useful GFLOP/s | of matmul peak |"
+          + (" peak GPU GiB |" if device.type == "cuda" else ""))
+    print("|---|---|---|---|---|---|---|" + ("---|" if device.type == "cuda" else ""))
+    for side, r in rows.items():
+        print(f"| {side} | {r['sentences_per_s']:.1f} | {r['median_step_s']:.3f} | {r['non_pad_share']:.2f} | "
+              f"{r['padded_len']:.1f} | {r['useful_flops_per_s'] / 1e9:.1f} | {100 * r['mfu_vs_matmul_peak']:.0f}% |"
+              + (f" {r['peak_gpu_mem_gib']:.1f} |" if device.type == "cuda" else ""))
+    print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; peak RSS {result['peak_rss_gib']:.2f} GiB"
+          + (f"; ratio kodiffcse/baseline {result['ratio']:.2f}x" if "ratio" in result else ""))
+    print(json.dumps(result))
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+_CONFIGS = {}
+
+
+def _config(path):
+    if path not in _CONFIGS:
+        from transformers import AutoConfig
+
+        _CONFIGS[path] = AutoConfig.from_pretrained(path)
+    return _CONFIGS[path]
+
+
+def _machine(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        name = "cpu"
+    return f"{name}, {os.cpu_count()} cores"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
