@@ -98,8 +98,6 @@ def main(argv=None) -> int:
     p.add_argument("--precision", choices=("no", "bf16"), default="no")
     p.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
                    help="kodiffcse side without length-grouped batches (dynamic padding only)")
-    p.add_argument("--token-lengths", action="store_true",
-                   help="group by cached token counts (data.batching.token_lengths) instead of byte lengths")
     p.add_argument("--compile", action="store_true", help="torch.compile kodiffcse's encoder")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", dest="json_out")
@@ -116,7 +114,7 @@ def main(argv=None) -> int:
 
     from baseline_step import BaselineModel, baseline_loss, premask
     from kodiffcse.config import ModelConfig
-    from kodiffcse.data.batching import Collate, epoch_batches, token_lengths
+    from kodiffcse.data.batching import Collate, epoch_batches
     from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.modeling.diffcse import DiffCSEModel
     from kodiffcse.modeling.discriminator import ConditionalDiscriminator
@@ -139,8 +137,7 @@ def main(argv=None) -> int:
     cfg = ModelConfig()
     cfg.max_len = args.max_len
 
-    lengths = token_lengths(corpus, tokenizer, args.max_len, progress=False) if args.token_lengths else corpus.lengths
-    order = epoch_batches(lengths, args.batch_size, 0, 0, args.group_by_length)  # both sides: same sentences
+    order = epoch_batches(corpus.chars, args.batch_size, 0, 0, args.group_by_length)  # both sides: same sentences
     state = {}
     if "baseline" in sides:
         encoder = AutoModel.from_pretrained(enc_dir)  # with its pooler: the reference's sentence vector
@@ -229,7 +226,7 @@ def main(argv=None) -> int:
     result = {
         "machine": _machine(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "size": args.size, "batch_size": args.batch_size, "max_len": args.max_len, "precision": args.precision,
-        "group_by_length": args.group_by_length, "token_lengths": args.token_lengths, "compile": args.compile, "steps": args.steps,
+        "group_by_length": args.group_by_length, "compile": args.compile, "steps": args.steps,
         "matmul_peak_flops_per_s": peak, "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
         **rows,
     }

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kodiffcse.data.batching import GROUP_WINDOW, ShardedBatchSampler, epoch_batches, token_lengths
+from kodiffcse.data.batching import GROUP_WINDOW, ShardedBatchSampler, epoch_batches
 
 
 @settings(max_examples=40, deadline=None)
@@ -50,20 +50,3 @@ def test_shards_partition_the_epoch_across_processes(world):
     assert list(sampler) == shards[0][2:]  # resuming skips what was consumed
 
 
-def test_token_lengths_match_the_collate_and_are_cached(tiny, sample, tmp_path, monkeypatch):
-    from transformers import AutoTokenizer
-
-    from kodiffcse.data.batching import Collate, length_cache_path
-    from kodiffcse.data.corpus import LineCorpus
-
-    monkeypatch.setenv("KODIFFCSE_CACHE", str(tmp_path / "cache"))
-    corpus = LineCorpus(sample["corpus"])
-    tok = AutoTokenizer.from_pretrained(tiny["tokenizer"])
-    lengths = token_lengths(corpus, tok, 16, progress=False)
-    batch = Collate(tok, 16)([corpus[i] for i in range(len(corpus))])
-    assert np.array_equal(lengths, batch["attention_mask"].sum(1).numpy())
-    path = length_cache_path(corpus, tok, 16)
-    assert (tmp_path / "cache").is_dir() and path.startswith(str(tmp_path / "cache"))
-    np.save(path, np.full(len(corpus), 5, dtype=np.uint16))  # a later run reads the cache, not the text
-    assert (token_lengths(corpus, tok, 16, progress=False) == 5).all()
-    assert length_cache_path(corpus, tok, 17) != path  # another max_len: another cache
