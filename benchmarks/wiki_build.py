@@ -150,7 +150,6 @@ def cmd_dump(args) -> dict:
         except KeyboardInterrupt:
             pass
         build_s = time.perf_counter() - t0
-        state = Path(str(out) + ".state.json")
         part = Path(str(out) + ".part")
         kept = sum(1 for _ in open(part if part.exists() else out, encoding="utf-8"))
     consumed_mb = size_mb * pages / total_pages

@@ -59,3 +59,30 @@ def tiny_config(tiny, sample, out_dir, **overrides):
         section = next(s for s in (cfg.model, cfg.data, cfg.training) if hasattr(s, key))
         setattr(section, key, value)
     return cfg
+
+
+@pytest.fixture(scope="session")
+def model_dir(tiny, sample, tmp_path_factory):
+    """A training-style best/ dir (sentence-transformers layout, config, dev scores) of the tiny encoder."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from kodiffcse.export.sentence_transformers import save_sentence_model
+
+    out = tmp_path_factory.mktemp("export") / "run" / "best"
+    cfg = tiny_config(tiny, sample, out.parent)
+    scores = {"step": 2, "dev_file": sample["dev"], "scores": {"cosine_spearman": 0.4321, "cosine_pearson": 0.1234}}
+    save_sentence_model(AutoModel.from_pretrained(tiny["roberta"]), AutoTokenizer.from_pretrained(tiny["roberta"]),
+                        str(out), "cls_before_pooler", 32, cfg.to_dict(), scores)
+    return str(out)
+
+
+def one_line_error(capsys, argv, command: str) -> str:
+    """Run the CLI expecting a user error: exit 2 and one stderr line, without a traceback."""
+    from kodiffcse.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"kodiffcse {command}: error: ")
+    return err

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_line_error
 from kodiffcse.cli import main
 from kodiffcse.data.korsts_download import SHA256, fetch_korsts
 
@@ -22,15 +23,6 @@ needs_korsts = pytest.mark.skipif(not (SHARED_KORSTS / "sts-dev.tsv").exists(),
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def one_line_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("kodiffcse data: error: ")
-    return err
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -68,21 +60,21 @@ def test_tampered_file_fails_and_leaves_nothing(tmp_path, capsys):
     data[200] ^= 0x01
     (src / "sts-dev.tsv").write_bytes(bytes(data))
     out = tmp_path / "out"
-    err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--from", str(src)])
+    err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--from", str(src)], "data")
     assert "sts-dev.tsv" in err and "sha256 mismatch" in err
     assert leftovers(out) == []
     # an existing output directory keeps only what it had
     out.mkdir()
     (out / "keep.txt").write_text("x")
-    one_line_error(capsys, ["data", "korsts", "--out", str(out), "--from", str(src)])
+    one_line_error(capsys, ["data", "korsts", "--out", str(out), "--from", str(src)], "data")
     assert leftovers(out) == ["keep.txt"]
 
 
 def test_missing_from_dir_and_missing_file(tmp_path, capsys):
-    err = one_line_error(capsys, ["data", "korsts", "--out", str(tmp_path / "o"), "--from", str(tmp_path / "nope")])
+    err = one_line_error(capsys, ["data", "korsts", "--out", str(tmp_path / "o"), "--from", str(tmp_path / "nope")], "data")
     assert "not found" in err
     (tmp_path / "partial").mkdir()
-    err = one_line_error(capsys, ["data", "korsts", "--out", str(tmp_path / "o"), "--from", str(tmp_path / "partial")])
+    err = one_line_error(capsys, ["data", "korsts", "--out", str(tmp_path / "o"), "--from", str(tmp_path / "partial")], "data")
     assert "missing sts-train.tsv" in err
     assert not (tmp_path / "o").exists()
 
@@ -141,7 +133,7 @@ def test_partial_or_wrong_download_is_an_error_and_leaves_nothing(tmp_path, monk
     monkeypatch.setenv("KODIFFCSE_KORSTS_URL", server.url)
     cache, out = tmp_path / "cache", tmp_path / "out"
     try:
-        err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--cache", str(cache), "--no-progress"])
+        err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--cache", str(cache), "--no-progress"], "data")
     finally:
         server.close()
     assert "sts-dev.tsv" in err and ("partial download" in err or "interrupted" in err)
@@ -154,7 +146,7 @@ def test_partial_or_wrong_download_is_an_error_and_leaves_nothing(tmp_path, monk
     server = _Server(bad)
     monkeypatch.setenv("KODIFFCSE_KORSTS_URL", server.url)
     try:
-        err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--cache", str(cache), "--no-progress"])
+        err = one_line_error(capsys, ["data", "korsts", "--out", str(out), "--cache", str(cache), "--no-progress"], "data")
     finally:
         server.close()
     assert "sha256 mismatch" in err and "sts-test.tsv" in err

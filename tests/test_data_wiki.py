@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import one_line_error
 from kodiffcse.cli import main
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -64,15 +65,6 @@ EXPECTED = [
     "부산광역시는 대한민국 남동부에 있는 항구 도시이다.",
     "부산은 Busan이라고도 쓰며 바다가 아름다운 도시이다.",
 ]
-
-
-def one_line_error(capsys, argv) -> str:
-    assert main(argv) == 2
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert len(err.splitlines()) == 1, err
-    assert err.startswith("kodiffcse data: error: ")
-    return err
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +142,7 @@ def test_resume_refuses_state_from_other_options(tmp_path, capsys):
                      progress=False, interrupt_after=6)
     capsys.readouterr()
     err = one_line_error(capsys, ["data", "wiki", "--dump", str(dump), "--out", str(out), "--resume",
-                                  "--min-chars", "20", "--workers", "1"])
+                                  "--min-chars", "20", "--workers", "1"], "data")
     assert "different dump or different options" in err
 
 
@@ -184,7 +176,7 @@ def test_shuffle_with_many_buckets_keeps_every_line(tmp_path):
 def test_not_bz2(tmp_path, capsys):
     bad = tmp_path / "kowiki.xml.bz2"
     bad.write_text("<mediawiki></mediawiki>", encoding="utf-8")
-    err = one_line_error(capsys, ["data", "wiki", "--dump", str(bad), "--out", str(tmp_path / "o.txt")])
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(bad), "--out", str(tmp_path / "o.txt")], "data")
     assert "not a bz2 file" in err
 
 
@@ -193,7 +185,7 @@ def test_truncated_bz2_leaves_nothing(small_dump, tmp_path, capsys):
     cut = tmp_path / "cut.xml.bz2"
     cut.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "o.txt"
-    err = one_line_error(capsys, ["data", "wiki", "--dump", str(cut), "--out", str(out), "--workers", "1"])
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(cut), "--out", str(out), "--workers", "1"], "data")
     assert "truncated" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.xml.bz2"]
 
@@ -202,34 +194,34 @@ def test_malformed_xml(tmp_path, capsys):
     bad = tmp_path / "bad.xml.bz2"
     bad.write_bytes(bz2.compress("<mediawiki><page><title>가</page></mediawiki>".encode()))
     err = one_line_error(capsys, ["data", "wiki", "--dump", str(bad), "--out", str(tmp_path / "o.txt"),
-                                  "--workers", "1"])
+                                  "--workers", "1"], "data")
     assert "malformed dump XML" in err
 
 
 def test_missing_dump(tmp_path, capsys):
     err = one_line_error(capsys, ["data", "wiki", "--dump", str(tmp_path / "nope.xml.bz2"),
-                                  "--out", str(tmp_path / "o.txt")])
+                                  "--out", str(tmp_path / "o.txt")], "data")
     assert "not found" in err
 
 
 def test_unwritable_output(small_dump, tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(afile / "o.txt")])
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(afile / "o.txt")], "data")
     assert "output directory does not exist" in err
-    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path)])
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path)], "data")
     assert "is a directory" in err
     if os.geteuid() != 0:  # root may write anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(locked / "o.txt")])
+        err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(locked / "o.txt")], "data")
         assert "not writable" in err
 
 
 def test_missing_extra_names_the_package(small_dump, tmp_path, capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "kiwipiepy" else real(name, *a))
-    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path / "o.txt")])
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path / "o.txt")], "data")
     assert "kiwipiepy" in err and "pip install" in err
 
 
@@ -271,5 +263,5 @@ def test_download_latest_from_a_local_mirror(small_dump, tmp_path, monkeypatch, 
     # no mirror reachable now: a one-line error, not a traceback
     capsys.readouterr()
     monkeypatch.setenv("KODIFFCSE_WIKI_MIRROR", "http://127.0.0.1:9")
-    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(out)])
+    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(out)], "data")
     assert "cannot reach Wikimedia dumps" in err

@@ -10,21 +10,6 @@ from kodiffcse.errors import UserError
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny, sample, tmp_path_factory):
-    from transformers import AutoModel, AutoTokenizer
-
-    from conftest import tiny_config
-    from kodiffcse.export.sentence_transformers import save_sentence_model
-
-    out = tmp_path_factory.mktemp("use") / "best"
-    cfg = tiny_config(tiny, sample, out.parent)
-    scores = {"step": 2, "dev_file": sample["dev"], "scores": {"cosine_spearman": 0.4321, "cosine_pearson": 0.4}}
-    save_sentence_model(AutoModel.from_pretrained(tiny["roberta"]), AutoTokenizer.from_pretrained(tiny["roberta"]),
-                        str(out), "cls_before_pooler", 32, cfg.to_dict(), scores)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def sentences(sample):
     from kodiffcse.data.sts import read_sts
 

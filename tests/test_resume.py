@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 import torch
 
 from kodiffcse.training.checkpoint import list_checkpoints

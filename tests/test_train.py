@@ -116,7 +116,6 @@ def test_bert_encoder_and_mean_pooler_train(tiny, sample, tmp_path):
 
 def test_reference_training_command_maps_onto_options(tmp_path):
     from kodiffcse.cli import build_parser
-    from kodiffcse.commands.train import run  # noqa: F401  (the parser is what matters here)
     from kodiffcse.config import config_from_args, resolve_reference_paths
 
     argv = ("train --model klue/roberta-base --generator_name klue/roberta-small --multi_gpu True --train True "

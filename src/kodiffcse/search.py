@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 
+from .atomic import atomic_dir
 from .errors import UserError
 
 INDEX_META = "index.json"
@@ -105,10 +104,9 @@ class VectorIndex:
     def save(self, path: str) -> str:
         """Write the index folder atomically (built beside it, then renamed into place)."""
         path = os.path.abspath(path)
-        parent = os.path.dirname(path)
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(path)}-", dir=parent)
-        try:
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, INDEX_META)):
+            raise UserError("exists and is not a kodiffcse index; refusing to replace it", path=path)
+        with atomic_dir(path) as tmp:
             np.save(os.path.join(tmp, VECTORS), np.asarray(self.vectors))
             with open(os.path.join(tmp, SENTENCES), "w", encoding="utf-8") as fh:
                 for sentence in self.sentences:
@@ -116,14 +114,6 @@ class VectorIndex:
             meta = {**self.meta, "size": len(self), "dim": self.dim, "format": 1}
             with open(os.path.join(tmp, INDEX_META), "w", encoding="utf-8") as fh:
                 json.dump(meta, fh, ensure_ascii=False, indent=2)
-            if os.path.isdir(path):
-                if not os.path.isfile(os.path.join(path, INDEX_META)):
-                    raise UserError("exists and is not a kodiffcse index; refusing to replace it", path=path)
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     @classmethod

@@ -41,7 +41,7 @@ def _fingerprint(model: str, corpus: str) -> dict:
 
 def _load_or_build(args, enc):
     from ..data.corpus import LineCorpus
-    from ..search import INDEX_META, VectorIndex
+    from ..search import INDEX_META
 
     if args.index and os.path.isfile(os.path.join(args.index, INDEX_META)) and not args.rebuild:
         index = enc.load_index(args.index, backend=args.backend)

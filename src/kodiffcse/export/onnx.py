@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 
 import numpy as np
 
+from ..atomic import atomic_dir
 from ..errors import UserError
 
 MODEL_FILE = "model.onnx"
@@ -66,20 +65,20 @@ def export_onnx(model_path: str, out_dir: str, opset: int = 18, pooler: str | No
     if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, META_FILE)):
         if not os.path.isdir(out_dir) or os.listdir(out_dir):
             raise UserError("output exists and is not an earlier ONNX export; choose a new folder", path=out_dir)
-    os.makedirs(os.path.dirname(out_dir), exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(out_dir)}-", dir=os.path.dirname(out_dir))
-    try:
+    with atomic_dir(out_dir) as tmp:
         quiet = logging.getLogger("torch.onnx")
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "torchvision is not installed" notes and exporter chatter
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                wrapper, args, input_names=["input_ids", "attention_mask"],
-                output_names=["sentence_embedding", "last_hidden_state"], opset_version=opset, dynamo=True,
-                dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}), external_data=False, verbose=False,
-                report=False)
-        quiet.setLevel(level)
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                program = torch.onnx.export(
+                    wrapper, args, input_names=["input_ids", "attention_mask"],
+                    output_names=["sentence_embedding", "last_hidden_state"], opset_version=opset, dynamo=True,
+                    dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}), external_data=False, verbose=False,
+                    report=False)
+        finally:
+            quiet.setLevel(level)
         program.save(os.path.join(tmp, MODEL_FILE), external_data=False)
         enc.tokenizer.save_pretrained(tmp)
         enc.model.config.save_pretrained(tmp)
@@ -88,12 +87,6 @@ def export_onnx(model_path: str, out_dir: str, opset: int = 18, pooler: str | No
                        if os.path.isdir(model_path) else model_path, "opset": opset}, fh, indent=2)
         if check:
             _check(tmp, enc)
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 
-from ..training.checkpoint import replace_dir
+from ..atomic import atomic_dir
 from .model_card import card_data, render_card
 
 _POOLING_MODE = {"cls_before_pooler": "cls", "mean": "mean"}
@@ -28,11 +26,7 @@ def save_sentence_model(encoder, tokenizer, out_dir: str, pooler: str, max_len: 
     except ImportError:
         from sentence_transformers import models
 
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{os.path.basename(out_dir)}-", dir=parent)
-    try:
+    with atomic_dir(out_dir) as tmp:
         encoder.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         transformer = models.Transformer(tmp, max_seq_length=max_len)
@@ -45,8 +39,4 @@ def save_sentence_model(encoder, tokenizer, out_dir: str, pooler: str, max_len: 
                     json.dump(payload, fh, ensure_ascii=False, indent=2)
         with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as fh:  # the card, with kodiffcse's sections
             fh.write(render_card(st_model, config, scores, None))
-        replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

@@ -16,12 +16,12 @@ import re
 import shutil
 from dataclasses import asdict, dataclass
 
+from ..atomic import TMP_PREFIX, recover_dir, replace_dir
 from ..errors import UserError
 
 CHECKPOINTS = "checkpoints"
 STATE_FILE = "trainer_state.json"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-TMP_PREFIX = ".tmp-"
 # Settings that decide the data order and what a step is: resuming with others would not continue the run.
 RUN_KEYS = ("seed", "batch_size", "world_size", "gradient_accumulation_steps", "group_by_length", "corpus_sentences")
 
@@ -36,54 +36,6 @@ class TrainState:
     evals_without_improvement: int = 0
     nonfinite_skipped: int = 0
     last_dev: float | None = None
-
-
-def fsync_tree(path: str) -> None:
-    """Flush a finished directory's files and entries to disk, so a rename never points at empty files
-    after a power loss (a killed process alone loses nothing that reached the page cache)."""
-    for root, _, files in os.walk(path):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(root)
-
-
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some filesystems refuse fsync on directories
-        pass
-    finally:
-        os.close(fd)
-
-
-def replace_dir(tmp: str, final: str) -> None:
-    """Move a finished directory into place; the previous one survives as `final.old` until then."""
-    fsync_tree(tmp)
-    old = final + ".old"
-    if os.path.exists(final):
-        if os.path.exists(old):
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(os.path.dirname(os.path.abspath(final)))
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def recover_dir(final: str) -> None:
-    """After a kill between the two renames of replace_dir, bring the previous directory back."""
-    old = final + ".old"
-    if not os.path.exists(final) and os.path.exists(old):
-        os.replace(old, final)
-    elif os.path.exists(old):
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def recover(output_dir: str, best_name: str) -> None:

@@ -54,7 +54,6 @@ def process_pages(batch: list[tuple[str, str | None]], splitter: str | None = No
     """Clean and split a batch of pages. A page given as (reason, None) was skipped by the parser."""
     from .markup import clean_wikitext
 
-    global _SPLITTER
     if _SPLITTER is None:
         _worker_init(splitter or "kiwi")
     counts_per_page: list[Counter] = []

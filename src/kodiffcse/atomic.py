@@ -1,0 +1,77 @@
+"""Directories written atomically: built under a temporary name beside the destination, fsynced, renamed.
+
+A kill at any moment leaves the previous directory or the new one, never a half-written one; between the
+two renames of `replace_dir` the previous one is `NAME.old`, and `recover_dir` brings it back.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+TMP_PREFIX = ".tmp-"
+
+
+def fsync_tree(path: str) -> None:
+    """Flush a finished directory's files and entries to disk, so a rename never points at empty files
+    after a power loss (a killed process alone loses nothing that reached the page cache)."""
+    for root, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(root)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_dir(tmp: str, final: str) -> None:
+    """Move a finished directory into place; the previous one survives as `final.old` until then."""
+    fsync_tree(tmp)
+    old = final + ".old"
+    if os.path.exists(final):
+        if os.path.exists(old):
+            shutil.rmtree(old)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(os.path.dirname(os.path.abspath(final)))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_dir(final: str) -> None:
+    """After a kill between the two renames of replace_dir, bring the previous directory back."""
+    old = final + ".old"
+    if not os.path.exists(final) and os.path.exists(old):
+        os.replace(old, final)
+    elif os.path.exists(old):
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(final: str) -> Iterator[str]:
+    """Yield a fresh temporary directory; on success it replaces `final`, on any error it is removed."""
+    final = os.path.abspath(final)
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.path.basename(final)}-", dir=parent)
+    try:
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
