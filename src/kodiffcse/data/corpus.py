@@ -43,16 +43,18 @@ def _scan_block(block: bytes, first_line: int, path: str):
         raise UserError(f"invalid UTF-8 (byte 0x{block[exc.start]:02x})", path=path, line=line) from None
     starts = np.concatenate(([0], newlines[:-1] + 1))
     ends = newlines.copy()
-    # Lines that hold only whitespace count as blank.
-    nonspace = np.concatenate(([0], np.cumsum(~_WHITESPACE[arr])))
-    keep = (nonspace[ends] - nonspace[starts]) > 0
+    # Per-line sums over [start, next start): the line plus its newline (a reduceat is far cheaper than cumsums).
+    nonspace = np.add.reduceat(~_WHITESPACE[arr], starts, dtype=np.int32)
+    keep = nonspace > 0  # lines that hold only whitespace count as blank
     # Lines with no visible ASCII may still be blank: Unicode spaces (U+3000, U+2028...) or a stray BOM.
-    ascii_text = np.concatenate(([0], np.cumsum(_ASCII_TEXT[arr])))
-    for i in np.flatnonzero(keep & ((ascii_text[ends] - ascii_text[starts]) == 0)):
+    ascii_text = np.add.reduceat(_ASCII_TEXT[arr], starts, dtype=np.int32)
+    for i in np.flatnonzero(keep & (ascii_text == 0)):
         keep[i] = bool(_text(block[starts[i]:ends[i]]))
-    ends -= (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)  # CRLF
-    chars = np.concatenate(([0], np.cumsum((arr & 0xC0) != 0x80)))  # UTF-8 lead bytes start characters
-    return starts[keep], (ends - starts)[keep], (chars[ends] - chars[starts])[keep], newlines.size
+    crlf = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
+    ends -= crlf
+    # UTF-8 lead bytes start characters; the newline (and CR) are not part of the line.
+    chars = np.add.reduceat((arr & 0xC0) != 0x80, starts, dtype=np.int32) - 1 - crlf
+    return starts[keep], (ends - starts)[keep], chars[keep], newlines.size
 
 
 class LineCorpus:
