@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,13 +115,14 @@ def main(argv=None) -> int:
 
     from baseline_step import BaselineModel, baseline_loss, premask
     from kodiffcse.config import ModelConfig
-    from kodiffcse.data.batching import Collate, epoch_batches
+    from kodiffcse.data.batching import Collate, TokenCounter, epoch_batches
     from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.modeling.diffcse import DiffCSEModel
     from kodiffcse.modeling.discriminator import ConditionalDiscriminator
     from kodiffcse.modeling.generator import load_generator
     from kodiffcse.modeling.heads import projection_for
     from kodiffcse.modeling.loading import load_encoder, load_tokenizer, quiet_transformers
+    from kodiffcse.training.loop import build_optimizer
     from kodiffcse.training.step import TrainingStep
 
     quiet_transformers()
@@ -137,7 +139,9 @@ def main(argv=None) -> int:
     cfg = ModelConfig()
     cfg.max_len = args.max_len
 
-    order = epoch_batches(corpus.chars, args.batch_size, 0, 0, args.group_by_length)  # both sides: same sentences
+    lengths_of = TokenCounter(corpus, tokenizer, args.max_len) if args.group_by_length else None
+    epoch = list(epoch_batches(len(corpus), args.batch_size, 0, 0, lengths_of))  # both sides: same sentences
+    order = [epoch[int(i)] for i in np.linspace(0, len(epoch) - 1, n_batches)]  # spread over the whole epoch
     state = {}
     if "baseline" in sides:
         encoder = AutoModel.from_pretrained(enc_dir)  # with its pooler: the reference's sentence vector
@@ -171,7 +175,8 @@ def main(argv=None) -> int:
         collate = Collate(tokenizer, args.max_len)
         batches = [{k: v.to(device) for k, v in collate([corpus[int(j)] for j in order[i]]).items()}
                    for i in range(n_batches)]
-        opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=5e-5)
+        opt = build_optimizer(model, 5e-5, 0.0)  # the loop's own optimizer
+
         def run_kodiffcse(batch, model=model, opt=opt):
             with torch.autocast(device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 loss = step(model, batch)["loss"]

@@ -1,8 +1,7 @@
 """The unlabeled corpus as a memory-mapped line index.
 
 A Wikipedia corpus has millions of lines, so nothing is tokenised up front: one vectorised scan records
-where each non-blank line starts, how many bytes and how many characters it has (characters are a free
-proxy for token length in length-grouped batching: Hangul takes 3 bytes, ASCII 1), and checks the whole file is UTF-8 without NUL bytes so bad input fails before any model loads.
+where each non-blank line starts and how many bytes it has, and checks the whole file is UTF-8 without NUL bytes so bad input fails before any model loads.
 Sentences are decoded and tokenised per batch, in the data loader's workers.
 """
 from __future__ import annotations
@@ -28,8 +27,7 @@ def _text(raw: bytes) -> str:
 
 
 def _scan_block(block: bytes, first_line: int, path: str):
-    """Return (starts, byte lengths, character counts, n_lines) of the non-blank lines in a block that ends
-    with a newline."""
+    """Return (starts, byte lengths, n_lines) of the non-blank lines in a block that ends with a newline."""
     arr = np.frombuffer(block, dtype=np.uint8)
     nul = np.flatnonzero(arr == 0)
     newlines = np.flatnonzero(arr == 10)
@@ -52,9 +50,7 @@ def _scan_block(block: bytes, first_line: int, path: str):
         keep[i] = bool(_text(block[starts[i]:ends[i]]))
     crlf = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13)
     ends -= crlf
-    # UTF-8 lead bytes start characters; the newline (and CR) are not part of the line.
-    chars = np.add.reduceat((arr & 0xC0) != 0x80, starts, dtype=np.int32) - 1 - crlf
-    return starts[keep], (ends - starts)[keep], chars[keep], newlines.size
+    return starts[keep], (ends - starts)[keep], newlines.size
 
 
 class LineCorpus:
@@ -66,7 +62,7 @@ class LineCorpus:
             raise UserError("no such file", path=self.path)
         if os.path.isdir(self.path):
             raise UserError("is a directory, expected a text file with one sentence per line", path=self.path)
-        starts, lengths, chars = [], [], []
+        starts, lengths = [], []
         offset, line_no, carry = 0, 1, b""
         try:
             with open(self.path, "rb") as fh:
@@ -85,10 +81,9 @@ class LineCorpus:
                         if cut == 0:
                             carry = data
                             continue
-                    s, n, c, count = _scan_block(data[:cut], line_no, self.path)
+                    s, n, count = _scan_block(data[:cut], line_no, self.path)
                     starts.append(s + offset)
                     lengths.append(n)
-                    chars.append(c)
                     offset, line_no, carry = offset + cut, line_no + count, data[cut:]
                     if not chunk:
                         break
@@ -96,7 +91,6 @@ class LineCorpus:
             raise UserError(f"cannot read: {exc.strerror}", path=self.path) from None
         self.starts = np.concatenate(starts).astype(np.int64) if starts else np.zeros(0, np.int64)
         self.lengths = np.concatenate(lengths).astype(np.int64) if lengths else np.zeros(0, np.int64)
-        self.chars = np.concatenate(chars).astype(np.int32) if chars else np.zeros(0, np.int32)
         if len(self.starts) == 0:
             raise UserError("the corpus has no sentences (empty or only blank lines)", path=self.path)
         self._mm: mmap.mmap | None = None

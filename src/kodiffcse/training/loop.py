@@ -150,6 +150,14 @@ def _flat_config(cfg: TrainConfig) -> dict:
     return flat
 
 
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """AdamW, fused (one kernel over all parameters; CPU and CUDA), no decay on biases and norms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=True)
+
+
 def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored."""
     from accelerate import Accelerator
@@ -210,11 +218,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     if accelerator.is_main_process:
         _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
+    optimizer = build_optimizer(model, t.lr, t.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total_steps), total_steps)
     loader, sampler = make_loader(corpus, tokenizer, t.batch_size, m.max_len, t.seed, d.group_by_length,
                                   d.num_workers, accelerator.process_index, world,
