@@ -24,8 +24,8 @@ PLACES = [
 ]
 # Filler: few values, and no bearing on meaning similarity. Overlap in these fools a model that counts
 # shared tokens; training on the corpus teaches it that they tell sentences apart poorly.
-TIMES = ["아침에", "저녁에", "주말에", "오늘", "밤늦게", ""]
-MANNERS = ["아주 즐겁게", "조용히 혼자서", "친구들과 함께", "열심히", ""]
+TIMES = ["비가 조금 내리던 어느 날 아침에", "해가 질 무렵의 조용한 저녁에", "바람이 부는 주말 오후에"]
+MANNERS = ["아무 말도 하지 않고 아주 즐겁게", "누구의 도움도 받지 않고 혼자서", "오랜 친구들과 함께 웃으며"]
 
 # Slot weights for the gold similarity: who, doing what, where. Time and manner do not count.
 _WEIGHTS = {"subject": 1.5, "object": 1.5, "verb": 1.0, "place": 0.7}
