@@ -1,7 +1,7 @@
 """Korean sentence splitting behind one small interface, so the build and the benchmark share it.
 
 Kiwi (kiwipiepy) is the default: its model ships in the `kiwipiepy_model` wheel, so it works
-offline, and it was faster than kss on our measurements (docs/design-data.md).
+offline, and it was faster than kss on our measurements (docs/design.md).
 kss is kept as an alternative for comparison only; it is not a dependency.
 """
 from __future__ import annotations
