@@ -13,15 +13,36 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
 def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: int = 2000, max_len: int = 512):
-    """Train a KLUE-style WordPiece tokenizer ([CLS] ... [SEP]) and save it with save_pretrained."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A KLUE-style WordPiece tokenizer ([CLS] ... [SEP]) saved with save_pretrained.
+
+    The vocabulary is counted here, in a fixed order (characters, their '##' forms, then whole words, each by
+    frequency), rather than by the tokenizers trainer, whose ties fall out differently from run to run: the
+    same sentences must give the same tokenizer, so that tiny-model tests and benchmarks are reproducible.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(sentences, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS))
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    normalizer, pre_tokenizer = normalizers.NFC(), pre_tokenizers.BertPreTokenizer()
+    words: Counter = Counter()
+    for sentence in sentences:
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(sentence)))
+    firsts, rests = Counter(), Counter()
+    for word, n in words.items():
+        firsts[word[0]] += n
+        for ch in word[1:]:
+            rests["##" + ch] += n
+    ranked = lambda counter: [t for t, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]  # noqa: E731
+    vocab = list(SPECIAL_TOKENS)
+    for token in ranked(firsts) + ranked(rests) + ranked(words):
+        if len(vocab) >= vocab_size:
+            break
+        if token not in vocab:
+            vocab.append(token)
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
