@@ -169,8 +169,8 @@ def main(argv=None) -> int:
         encoder = load_encoder(enc_dir)
         model = DiffCSEModel(encoder, projection_for("diffcse", encoder.config.hidden_size), cfg.pooler,
                              ConditionalDiscriminator(load_encoder(enc_dir)), cfg.before_mlp).to(device).train()
-        if args.compile:
-            model.encoder = torch.compile(model.encoder, dynamic=True)
+        if args.compile:  # as the loop's --compile does
+            model.encoder.compile(dynamic=True)
         step = TrainingStep(cfg, tokenizer, generator)
         collate = Collate(tokenizer, args.max_len)
         batches = [{k: v.to(device) for k, v in collate([corpus[int(j)] for j in order[i]]).items()}

@@ -79,7 +79,7 @@ class TrainingConfig:
     resume_from: str | None = _opt(None, "resume from this checkpoint dir")
     skip_nonfinite: int = _opt(0, "skip up to N steps with a non-finite loss instead of stopping")
     log_with: str = _opt("tensorboard", "trackers, comma-separated: tensorboard, wandb, none")
-    compile: bool = _opt(False, "torch.compile the encoder")
+    compile: bool = _opt(False, "torch.compile the encoder (in place)")
 
 
 @dataclass

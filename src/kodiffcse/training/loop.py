@@ -213,8 +213,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     hidden = encoder.config.hidden_size
     discriminator = ConditionalDiscriminator(load_encoder(m.model)) if m.objective == "diffcse" else None
     model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp)
-    if t.compile:
-        model.encoder = torch.compile(model.encoder)
+    if t.compile:  # in place: module names, state dicts and save_pretrained stay as they are
+        model.encoder.compile(dynamic=True)
     if accelerator.is_main_process:
         _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
 
