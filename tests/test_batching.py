@@ -85,8 +85,6 @@ def test_grouping_by_token_count_removes_padding_on_the_korean_corpus(tmp_path):
 
     if not CORPUS.exists():
         pytest.skip(f"shared corpus absent at {CORPUS}")
-    from transformers import AutoTokenizer
-
     from kodiffcse.data.batching import TokenCounter
     from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.tiny import build_tokenizer

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from conftest import one_line_error
 from kodiffcse.cli import main
 
 
@@ -36,45 +37,21 @@ def test_impossible_settings(tiny, sample, tmp_path, capsys, extra, message):
     assert not (tmp_path / "out").exists(), "settings are checked before anything is written"
 
 
-def test_missing_corpus(tiny, sample, tmp_path, capsys):
+@pytest.mark.parametrize("option, name, content, message", [
+    ("--train-file", "nope.txt", None, "nope.txt: no such file"),
+    ("--model", "no-model", None, "no-model: tokenizer not found: no such directory"),
+    ("--train-file", "empty.txt", b"\n  \n\r\n", "empty.txt: the corpus has no sentences"),
+    ("--train-file", "bad.txt", "첫 문장.\n둘째 문장.\n".encode() + b"\xff\xfe broken\n", "bad.txt:3: invalid UTF-8"),
+    ("--dev-file", "dev.tsv", "문장 하나\t문장 둘\t4.0\n문장 셋\t3.0\n".encode(),
+     "dev.tsv:2: expected 3 tab-separated columns, found 2"),
+])
+def test_bad_files_name_file_and_line(tiny, sample, tmp_path, capsys, option, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
     argv = base(tiny, sample, tmp_path / "out")
-    argv[argv.index("--train-file") + 1] = str(tmp_path / "nope.txt")
-    code, err = run_cli(capsys, argv)
-    assert code == 2 and "nope.txt: no such file" in err and len(err.splitlines()) == 1
-
-
-def test_missing_model_dir(tiny, sample, tmp_path, capsys):
-    argv = base(tiny, sample, tmp_path / "out")
-    argv[argv.index("--model") + 1] = str(tmp_path / "no-model")
-    code, err = run_cli(capsys, argv)
-    assert code == 2 and "no-model" in err and len(err.splitlines()) == 1
-
-
-def test_empty_corpus(tiny, sample, tmp_path, capsys):
-    empty = tmp_path / "empty.txt"
-    empty.write_text("\n  \n\r\n", encoding="utf-8")
-    argv = base(tiny, sample, tmp_path / "out")
-    argv[argv.index("--train-file") + 1] = str(empty)
-    code, err = run_cli(capsys, argv)
-    assert code == 2 and "empty.txt" in err and "no sentences" in err
-
-
-def test_invalid_utf8_names_the_line(tiny, sample, tmp_path, capsys):
-    bad = tmp_path / "bad.txt"
-    bad.write_bytes("첫 문장.\n둘째 문장.\n".encode() + b"\xff\xfe broken\n" + "넷째.\n".encode())
-    argv = base(tiny, sample, tmp_path / "out")
-    argv[argv.index("--train-file") + 1] = str(bad)
-    code, err = run_cli(capsys, argv)
-    assert code == 2 and "bad.txt:3: invalid UTF-8" in err and len(err.splitlines()) == 1
-
-
-def test_malformed_dev_row_names_the_line(tiny, sample, tmp_path, capsys):
-    dev = tmp_path / "dev.tsv"
-    dev.write_text("문장 하나\t문장 둘\t4.0\n문장 셋\t3.0\n", encoding="utf-8")
-    argv = base(tiny, sample, tmp_path / "out")
-    argv[argv.index("--dev-file") + 1] = str(dev)
-    code, err = run_cli(capsys, argv)
-    assert code == 2 and "dev.tsv:2: expected 3 tab-separated columns, found 2" in err
+    argv[argv.index(option) + 1] = str(path)
+    assert message in one_line_error(capsys, argv, "train")
 
 
 def test_vocabulary_mismatch(tiny, sample, tmp_path, capsys):
