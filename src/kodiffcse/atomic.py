@@ -1,4 +1,4 @@
-"""Directories written atomically: built under a temporary name beside the destination, fsynced, renamed.
+"""Files and directories written atomically: built under a temporary name beside the destination, fsynced, renamed.
 
 A kill at any moment leaves the previous directory or the new one, never a half-written one; between the
 two renames of `replace_dir` the previous one is `NAME.old`, and `recover_dir` brings it back.
@@ -74,4 +74,23 @@ def atomic_dir(final: str) -> Iterator[str]:
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write a whole file beside its destination, fsync it, rename it into place; nothing is left on error."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.path.basename(path)}-", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
         raise

@@ -138,11 +138,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(markdown_table(rows))
     if args.json:
-        tmp = args.json + ".tmp"
+        from ..atomic import atomic_write
+
         try:
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump({"results": records}, fh, ensure_ascii=False, indent=2)
-            os.replace(tmp, args.json)
+            atomic_write(args.json, json.dumps({"results": records}, ensure_ascii=False, indent=2))
         except OSError as exc:
             raise UserError(f"cannot write: {exc.strerror}", path=args.json) from None
         print(f"\nwrote {args.json}")

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..atomic import atomic_write
 from ..errors import UserError
 
 BASE_URL = "https://raw.githubusercontent.com/kakaobrain/KorNLUDatasets/master/KorSTS"
@@ -155,13 +156,7 @@ def parse_rows(path: Path) -> list[tuple[str, str, str]]:
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    tmp = _tmp_beside(dest)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(dest, data)
 
 
 def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None = None,

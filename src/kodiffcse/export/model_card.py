@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+from ..atomic import atomic_write
 from ..errors import UserError
 
 CARD = "README.md"
@@ -124,8 +125,5 @@ def write_model_card(model_dir: str, model_id: str | None = None, license: str |
                                    model_card_data=card_data(config, model_id, license))
     text = render_card(st_model, config, dev, test)
     path = os.path.join(model_dir, CARD)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
     return path

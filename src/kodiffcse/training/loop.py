@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..atomic import atomic_write
 from ..config import TrainConfig
 from ..data.batching import make_loader
 from ..data.corpus import LineCorpus
@@ -88,10 +89,7 @@ def _truncate_metrics(path: str, step: int) -> None:
                     kept.append(line if line.endswith("\n") else line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.writelines(kept)
-    os.replace(tmp, path)
+    atomic_write(path, "".join(kept))
 
 
 def _mixed_precision(choice: str) -> str:

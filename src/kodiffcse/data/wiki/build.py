@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ...atomic import atomic_write
 from ...errors import UserError
 from .dump import check_dump, iter_pages
 from .filters import FilterOptions, drop_reason, exact_key, loose_key, normalize
@@ -107,12 +108,7 @@ def _check_output(out: Path) -> None:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, ensure_ascii=False, indent=1)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1))
 
 
 class _Deduper:
