@@ -60,16 +60,14 @@ def test_model_is_back_in_train_mode_with_dropout_after_every_evaluation(tiny, s
     import kodiffcse.training.loop as loop
 
     seen = []
-    original = loop.evaluate_sts
+    original = loop.evaluate_encoder
 
-    def spy(encode, data, **kw):
-        result = original(encode, data, **kw)
-        encoder = encode.__closure__ and next(c.cell_contents for c in encode.__closure__
-                                              if hasattr(c.cell_contents, "model")).model
-        seen.append(encoder)
+    def spy(encoder, data, *args, **kw):
+        result = original(encoder, data, *args, **kw)
+        seen.append(encoder.model)
         return result
 
-    monkeypatch.setattr(loop, "evaluate_sts", spy)
+    monkeypatch.setattr(loop, "evaluate_encoder", spy)
     step_modes = []
     from kodiffcse.training.step import TrainingStep
 

@@ -49,7 +49,7 @@ def demo_files(data_dir: str | None, work: str) -> dict[str, str]:
 def run(args: argparse.Namespace) -> int:
     from ..config import TrainConfig
     from ..data.corpus import LineCorpus
-    from ..evaluation import evaluate_sts, markdown_table
+    from ..evaluation import evaluate_encoder, markdown_table
     from ..inference import SentenceEncoder
     from ..modeling.loading import quiet_transformers
     from ..data.sts import read_sts
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     for label, path in (("tiny RoBERTa, random init (step 0)", cfg.model.model),
                         (f"tiny KoDiffCSE, {result.steps} steps", result.best_dir)):
         enc = SentenceEncoder.from_pretrained(path, device="cpu", max_len=32, pooler="mean")
-        rows.append((label, evaluate_sts(lambda s: enc.encode(s, normalize=False), test)))
+        rows.append((label, evaluate_encoder(enc, test)))
     print(f"\nKorSTS-style test set: {test.path} ({len(test)} pairs), whole-set correlations x 100, mean pooling\n")
     print(markdown_table(rows))
     print(f"\nmodel: {result.best_dir} (loads with sentence-transformers and transformers)")

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batch-size must be at least 1")
 
     from ..data.sts import read_sts
-    from ..evaluation import evaluate_sts, markdown_table
+    from ..evaluation import evaluate_encoder, markdown_table
     from ..inference import SentenceEncoder
 
     datasets = [read_sts(f, args.format, args.max_score, args.skip_invalid) for f in data_files]  # fail fast
@@ -119,8 +119,7 @@ def run(args: argparse.Namespace) -> int:
         n_params = sum(p.numel() for p in encoder.model.parameters())
         size = _size_on_disk(model_name)
         for data in datasets:
-            scores = evaluate_sts(lambda s: encoder.encode(s, batch_size=args.batch_size, normalize=False), data,
-                                  per_batch=args.per_batch_average, seed=args.seed)
+            scores = evaluate_encoder(encoder, data, args.batch_size, args.per_batch_average, args.seed)
             label = f"{_label(model_name)} · {os.path.basename(data.path)}"
             if args.per_batch_average:
                 label += f" (per-batch {args.per_batch_average}, not whole-set)"

@@ -69,3 +69,9 @@ def evaluate_sts(encode: Callable[[list[str]], np.ndarray], data: STSData, per_b
         raise UserError("correlations are undefined (constant gold scores or constant similarities)", path=data.path)
     scores["average"] = float(np.mean([scores[m] for m in METRICS]))
     return scores
+
+
+def evaluate_encoder(encoder, data: STSData, batch_size: int = 128, per_batch: int | None = None,
+                     seed: int = 0) -> dict[str, float]:
+    """Score a SentenceEncoder on its raw vectors: Euclidean, Manhattan and dot scores change with normalising."""
+    return evaluate_sts(lambda s: encoder.encode(s, batch_size=batch_size, normalize=False), data, per_batch, seed)

@@ -22,7 +22,7 @@ from ..data.batching import make_loader
 from ..data.corpus import LineCorpus
 from ..data.sts import STSData, read_sts
 from ..errors import UserError
-from ..evaluation import evaluate_sts, markdown_table
+from ..evaluation import evaluate_encoder, markdown_table
 from ..export.sentence_transformers import save_sentence_model
 from ..inference import SentenceEncoder
 from ..modeling.diffcse import DiffCSEModel
@@ -253,7 +253,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         scores = None
         if accelerator.is_main_process and dev is not None:
             enc = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)
-            scores = evaluate_sts(lambda s: enc.encode(s, batch_size=t.eval_batch_size, normalize=False), dev)
+            scores = evaluate_encoder(enc, dev, t.eval_batch_size)
         box = [scores]
         if world > 1:
             broadcast_object_list(box)
@@ -385,7 +385,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                              t.metric)
         if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
             enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
-            test_scores = evaluate_sts(lambda s: enc.encode(s, batch_size=t.eval_batch_size, normalize=False), test)
+            test_scores = evaluate_encoder(enc, test, t.eval_batch_size)
             with open(os.path.join(t.output_dir, "test_scores.json"), "w", encoding="utf-8") as fh:
                 json.dump({"test_file": d.test_file, "scores": test_scores}, fh, indent=2)
             print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
