@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .modeling.loading import from_pretrained, load_tokenizer, quiet_transformers
+from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
 from .modeling.pooling import POOLERS, pool
 
 _ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
@@ -86,8 +86,7 @@ class SentenceEncoder:
         best = os.path.join(path_or_hub_id, "best")
         if os.path.isdir(best) and not os.path.isfile(os.path.join(path_or_hub_id, "config.json")):
             path_or_hub_id = best  # a `kodiffcse train` output dir: use the exported best model in it
-        if not os.path.exists(path_or_hub_id) and (path_or_hub_id.startswith((".", "/", "~", "\\"))
-                                                   or path_or_hub_id.strip("/").count("/") > 1):
+        if missing_local_path(path_or_hub_id):
             raise UserError("model not found: no such directory", path=path_or_hub_id)  # not a Hub id either
         layout = read_sentence_transformers_layout(path_or_hub_id) if os.path.isdir(path_or_hub_id) else {}
         source = layout.get("transformer_path", path_or_hub_id)

@@ -17,8 +17,13 @@ def quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def missing_local_path(name: str) -> bool:
+    """True for a path that does not exist and cannot be a Hub id ("org/name" has one slash, no leading ./~)."""
+    return not os.path.exists(name) and (name.startswith((".", "/", "~", "\\")) or name.strip("/").count("/") > 1)
+
+
 def from_pretrained(loader: Callable[..., T], name: str, what: str, **kwargs) -> T:
-    if not os.path.isdir(name) and (name.startswith((".", "/", "~")) or os.path.splitext(name)[1]):
+    if missing_local_path(name):
         raise UserError(f"{what} not found: no such directory", path=name)
     try:
         return loader(name, **kwargs)
