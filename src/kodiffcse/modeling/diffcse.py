@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from .discriminator import ConditionalDiscriminator
+from .dropout import use_lane_dropout
 from .pooling import pool
 
 
@@ -13,7 +14,7 @@ class DiffCSEModel(nn.Module):
 
     forward() encodes all 2B rows (both dropout views) in one pass. The discriminator, when present, reads
     the edited rows conditioned on z = MLP(h) (official default) or on h with `before_mlp`, so the RTD
-    gradient reaches the encoder through the sentence vector.
+    gradient reaches the encoder through the sentence vector. Its dropouts draw CPU masks cheaply (dropout.py).
     """
 
     def __init__(self, encoder: nn.Module, projection: nn.Module, pooler: str = "cls_before_pooler",
@@ -21,6 +22,7 @@ class DiffCSEModel(nn.Module):
         super().__init__()
         self.encoder, self.projection, self.discriminator = encoder, projection, discriminator
         self.pooler, self.before_mlp = pooler, before_mlp
+        use_lane_dropout(self)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 edited_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

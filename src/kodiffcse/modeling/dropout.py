@@ -1,0 +1,91 @@
+"""Dropout whose CPU masks cost a quarter of torch's own, for the hidden states and the attention probabilities.
+
+Dropout is SimCSE's augmentation, so every training step draws a mask for every activation of the encoder
+and the discriminator. On CPU torch's `bernoulli_` draws one mt19937 number per element, serially (about
+10 ns each): 14% of a CPU training step, and SDPA's math path adds its own mask handling on top
+(docs/performance.md). Here one 64-bit word of a numpy SFC64 stream, seeded from torch's generator, gives
+four 16-bit lanes, each compared with a threshold. The keep probability is 1 - p rounded to a multiple of
+1/65536 (p = 0.1 becomes 0.100006) and the scale uses that rounded rate, so the output stays unbiased. Masks
+are fresh on every call and reproducible under `torch.manual_seed`. On other devices (CUDA's fused dropout
+is already fast), under torch.compile (which fuses its own random masks), in eval mode and for in-place
+use, everything is plain `nn.Dropout` and SDPA.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_LANES = 65536
+LANE_ATTENTION = "kodiffcse_lane_sdpa"
+
+
+def lane_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout of a CPU tensor `x` at rate `p` from 16 random bits per element."""
+    drop = round(p * _LANES)
+    if drop == 0:
+        return x
+    if drop >= _LANES:
+        return torch.zeros_like(x)
+    n = x.numel()
+    seed = int(torch.empty((), dtype=torch.int64).random_())  # the masks follow torch's RNG state
+    words = np.random.SFC64(seed).random_raw((n + 3) // 4)
+    keep = torch.from_numpy(np.greater_equal(words.view(np.int16)[:n], drop - _LANES // 2)).view(x.shape)
+    return torch.where(keep, x, 0).mul_(_LANES / (_LANES - drop))
+
+
+def _fast_path(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.is_floating_point() and not torch.compiler.is_compiling()
+
+
+class LaneDropout(nn.Dropout):
+    """nn.Dropout with lane_dropout's masks on CPU; the module swap keeps every state dict unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and not self.inplace and _fast_path(x):
+            return lane_dropout(x, self.p)
+        return F.dropout(x, self.p, self.training, self.inplace)
+
+
+def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """transformers' SDPA attention, except that CPU training of a plain bidirectional encoder drops
+    attention probabilities with lane masks (SDPA's math path, which CPU training with dropout takes anyway)."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    plain = (not (is_causal if is_causal is not None else getattr(module, "is_causal", False))
+             and getattr(module, "num_key_value_groups", 1) == 1 and kwargs.get("position_bias") is None
+             and kwargs.get("softcap") is None and key.shape == query.shape)
+    if dropout == 0.0 or not plain or not _fast_path(query):
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      is_causal=is_causal, **kwargs)
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if attention_mask is not None:
+        scores = (scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
+                  if attention_mask.dtype == torch.bool else scores.add_(attention_mask))
+    probs = lane_dropout(torch.softmax(scores, dim=-1), dropout)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+
+
+def _register_lane_sdpa() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(LANE_ATTENTION, lane_sdpa)
+    AttentionMaskInterface.register(LANE_ATTENTION, sdpa_mask)  # without it transformers passes no padding mask
+
+
+def use_lane_dropout(module: nn.Module) -> int:
+    """Swap every plain nn.Dropout inside `module` for LaneDropout and move its SDPA transformers models to
+    lane_sdpa; returns how many dropouts were swapped. Saved configs keep saying sdpa."""
+    _register_lane_sdpa()
+    swapped = 0
+    for parent in module.modules():
+        config = getattr(parent, "config", None)
+        if getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(parent, "set_attn_implementation"):
+            parent.set_attn_implementation(LANE_ATTENTION)
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Dropout:
+                setattr(parent, name, LaneDropout(child.p, child.inplace))
+                swapped += 1
+    return swapped
