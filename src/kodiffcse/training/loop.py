@@ -293,37 +293,61 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     model.train()
     sums: dict[str, torch.Tensor] = {}
     micro = 0
+    # The non-finite guard decides on the device: a bad micro-step's update is skipped by the fused AdamW's
+    # found_inf (weights and moments untouched), its BatchNorm statistics are restored, and once more steps
+    # went bad than --skip-nonfinite allows every later update is skipped too. The host reads the flags only
+    # where it acts anyway (logging every 10 steps, evaluation, saving, signals, the end): no sync per step.
+    device = accelerator.device
+    bad_count = torch.full((), float(state.nonfinite_skipped), device=device)  # a resumed run's earlier skips count
+    window_skip = torch.zeros((), device=device)
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, bad flag) not yet read by the host
+    use_found_inf = accelerator.scaler is None  # fp16's GradScaler skips non-finite updates itself
+
+    def check_nonfinite() -> None:
+        if not pending:
+            return
+        flags = torch.stack([flag for _, flag in pending]).tolist()
+        steps = [step for step, _ in pending]
+        pending.clear()
+        for step_number, flag in zip(steps, flags):
+            if flag:
+                state.nonfinite_skipped += 1
+                if state.nonfinite_skipped > t.skip_nonfinite:
+                    state.step = step_number - 1  # updates from here on were skipped on the device
+                    raise _Stop("nonfinite")
+                accelerator.print(f"non-finite loss at step {step_number}: skipped "
+                                  f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
+
     try:
         with _SignalGuard() as guard:
             while state.step < total_steps and state.epoch < t.epochs:
                 sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
                 for batch in loader:
-                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
                     with accelerator.accumulate(model):
                         # BatchNorm running stats move in the forward pass: a skipped step must not keep them
-                        kept = [b.detach().clone() for b in buffers] if t.skip_nonfinite else None
+                        kept = [b.detach().clone() for b in buffers]
                         losses = step_fn(model, batch)
                         loss = losses["loss"]
-                        finite = torch.isfinite(loss.detach()).float()
+                        bad = (~torch.isfinite(loss.detach())).float()
                         if world > 1:
-                            finite = accelerator.reduce(finite, "mean")  # accelerate has no "min": it summed
-                        if finite.item() == 1.0:  # one scalar sync per micro-step; every rank decides alike
-                            accelerator.backward(loss)
-                            if t.max_grad_norm and accelerator.sync_gradients:
-                                accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                            optimizer.step()
-                            optimizer.zero_grad(set_to_none=True)
-                        else:
-                            optimizer.zero_grad(set_to_none=True)
-                            if kept is not None:
-                                with torch.no_grad():
-                                    for b, k in zip(buffers, kept):
-                                        b.copy_(k)
-                            state.nonfinite_skipped += 1
-                            if state.nonfinite_skipped > t.skip_nonfinite:
-                                raise _Stop("nonfinite")
-                            accelerator.print(f"non-finite loss at step {state.step + 1}: skipped "
-                                              f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
+                            bad = (accelerator.reduce(bad, "sum") > 0).float()  # every rank decides alike
+                        accelerator.backward(loss)
+                        bad_count += bad
+                        skip = torch.maximum(bad, (bad_count > t.skip_nonfinite).float())
+                        window_skip = torch.maximum(window_skip, skip)
+                        with torch.no_grad():
+                            for b, k in zip(buffers, kept):
+                                b.copy_(torch.where(skip.bool(), k, b))
+                        pending.append((state.step + 1, bad))
+                        if t.max_grad_norm and accelerator.sync_gradients:
+                            accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
+                        if use_found_inf:
+                            optimizer.optimizer.found_inf = window_skip
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        if accelerator.sync_gradients:
+                            window_skip = torch.zeros((), device=device)
                     state.batch_in_epoch += 1
                     for key, value in losses.items():
                         sums[key] = sums.get(key, 0) + value.detach().float()
@@ -333,7 +357,11 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                     scheduler.step()
                     state.step += 1
                     progress.update(1)
-                    if state.step % 10 == 0 or state.step == total_steps:
+                    logging = state.step % 10 == 0 or state.step == total_steps
+                    if (logging or guard.received is not None or (t.eval_steps and state.step % t.eval_steps == 0)
+                            or (t.save_steps and state.step % t.save_steps == 0)):
+                        check_nonfinite()
+                    if logging:
                         means = {k: (v / micro).item() for k, v in sums.items()}
                         means["lr"] = scheduler.get_last_lr()[0]
                         logger.log({f"train/{k}": v for k, v in means.items()}, state.step)
@@ -351,6 +379,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                     if t.save_steps and state.step % t.save_steps == 0:
                         save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if guard.received is not None:
+                        check_nonfinite()
                         raise _Stop("signal")
                     if state.step >= total_steps:
                         break
@@ -358,6 +387,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                     continue
                 break
+            check_nonfinite()
             if t.max_steps and state.step >= t.max_steps:
                 stopped_by = "max_steps"
             if not t.eval_steps or state.step % t.eval_steps:
