@@ -190,6 +190,22 @@ def test_nan_loss_is_skipped_with_the_flag_and_never_reaches_the_weights(tiny, s
                        tol=0.0)
 
 
+def test_nan_micro_step_skips_its_whole_accumulation_window(tiny, sample, tmp_path, monkeypatch, capsys):
+    nan_at(monkeypatch, {3})  # the first micro-step of optimizer step 2
+    out = tmp_path / "run"
+    result = train(cfg_for(tiny, sample, out, skip_nonfinite=1, gradient_accumulation_steps=2))
+    assert result.stopped_by == "max_steps" and result.steps == STEPS
+    assert "non-finite loss at step 2: skipped (1 of 1 allowed)" in capsys.readouterr().out
+
+    def weights(step):  # the window's finite micro-step still moved the BatchNorm statistics, as any forward does
+        return {k: v for k, v in params(str(out / "checkpoints" / f"checkpoint-{step}")).items()
+                if "running_" not in k and "num_batches_tracked" not in k}
+
+    assert_same_params(weights(2), weights(1), tol=0.0)
+    assert not torch.equal(params(str(out / "checkpoints" / "checkpoint-3"))["encoder.embeddings.word_embeddings.weight"],
+                           params(str(out / "checkpoints" / "checkpoint-2"))["encoder.embeddings.word_embeddings.weight"])
+
+
 # --- kills and faults during writes --------------------------------------------------------------------
 
 def _killed_child(action) -> None:
