@@ -54,8 +54,8 @@ def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     plain = (not (is_causal if is_causal is not None else getattr(module, "is_causal", False))
-             and getattr(module, "num_key_value_groups", 1) == 1 and kwargs.get("position_bias") is None
-             and kwargs.get("softcap") is None and key.shape == query.shape)
+             and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
+             and key.shape == query.shape)  # equal shapes: self-attention, one key head per query head
     if dropout == 0.0 or not plain or not _fast_path(query):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)

@@ -357,11 +357,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                     scheduler.step()
                     state.step += 1
                     progress.update(1)
-                    logging = state.step % 10 == 0 or state.step == total_steps
-                    if (logging or guard.received is not None or (t.eval_steps and state.step % t.eval_steps == 0)
-                            or (t.save_steps and state.step % t.save_steps == 0)):
+                    if state.step % 10 == 0 or state.step == total_steps:
                         check_nonfinite()
-                    if logging:
                         means = {k: (v / micro).item() for k, v in sums.items()}
                         means["lr"] = scheduler.get_last_lr()[0]
                         logger.log({f"train/{k}": v for k, v in means.items()}, state.step)
@@ -373,10 +370,12 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
                         progress.set_postfix(postfix)
                         sums, micro = {}, 0
                     if t.eval_steps and state.step % t.eval_steps == 0:
+                        check_nonfinite()
                         run_evaluation()
                         if not t.save_steps:
                             save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if t.save_steps and state.step % t.save_steps == 0:
+                        check_nonfinite()
                         save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if guard.received is not None:
                         check_nonfinite()
