@@ -111,7 +111,6 @@ def main(argv=None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from transformers import AutoModel, AutoModelForMaskedLM

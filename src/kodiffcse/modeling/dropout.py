@@ -31,8 +31,12 @@ def lane_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     n = x.numel()
     seed = int(torch.empty((), dtype=torch.int64).random_())  # the masks follow torch's RNG state
     words = np.random.SFC64(seed).random_raw((n + 3) // 4)
-    keep = torch.from_numpy(np.greater_equal(words.view(np.int16)[:n], drop - _LANES // 2)).view(x.shape)
-    return torch.where(keep, x, 0).mul_(_LANES / (_LANES - drop))
+    keep = np.greater_equal(words.view(np.int16)[:n], drop - _LANES // 2).view(np.uint8)
+    mask = torch.from_numpy(keep).view(x.shape).to(x.dtype)  # 0/1 bytes to floats: one fast pass
+    scale = _LANES / (_LANES - drop)
+    if x.dtype in (torch.float32, torch.float64):
+        return x * mask.mul_(scale)  # forward and backward are one multiplication each
+    return (x * mask).mul_(scale)  # a scale rounded into a 16-bit mask would bias the output
 
 
 def _fast_path(x: torch.Tensor) -> bool:
