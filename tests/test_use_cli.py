@@ -50,6 +50,9 @@ def test_encode_npy_and_jsonl_round_trip(model_dir, text_file, tmp_path, capsys)
     assert err.count("truncated") == 1 and "1 of 5 texts" in err
     np.testing.assert_allclose(np.load(out), expected, atol=1e-5)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # a plain file's permissions, not mkstemp's 0600
 
     out_jsonl = tmp_path / "emb.jsonl"
     assert main(["encode", "--model", model_dir, "--input", text_file, "--output", str(out_jsonl)]) == 0

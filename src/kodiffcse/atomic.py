@@ -19,12 +19,16 @@ def fsync_tree(path: str) -> None:
     after a power loss (a killed process alone loses nothing that reached the page cache)."""
     for root, _, files in os.walk(path):
         for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(os.path.join(root, name))
         _fsync_dir(root)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: str) -> None:
@@ -77,20 +81,35 @@ def atomic_dir(final: str) -> Iterator[str]:
         raise
 
 
-def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
-    """Write a whole file beside its destination, fsync it, rename it into place; nothing is left on error."""
+def temp_beside(path: str | os.PathLike, suffix: str = "") -> str:
+    """Create an empty temporary file beside `path`, with the permissions a plain open() would give it."""
     path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.path.basename(path)}-", dir=os.path.dirname(path) or ".")
+    fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.path.basename(path)}-", suffix=suffix,
+                               dir=os.path.dirname(path) or ".")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
+    return tmp
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
+    """Yield a temporary path beside `path` to write; on success it is fsynced and renamed to `path`, on any
+    error removed. For files written piece by piece (streamed vectors, shuffled lines)."""
+    path = os.fspath(path)
+    tmp = temp_beside(path, suffix)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the usual permissions
+        yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def atomic_write(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write a whole file beside its destination, fsync it, rename it into place; nothing is left on error."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8") if isinstance(data, str) else data)

@@ -47,7 +47,7 @@ def _korsts(args) -> int:
 
     written = fetch_korsts(args.out, args.from_dir, cache=args.cache,
                            progress=False if args.no_progress else None)
-    for name, path in written.items():
+    for path in written.values():
         print(f"wrote {path}")
     print(LICENCE)
     return 0
@@ -56,6 +56,7 @@ def _korsts(args) -> int:
 def _wiki(args) -> int:
     import json
 
+    from ..atomic import atomic_write
     from ..errors import UserError
     from ..data.wiki.build import BuildOptions, build_corpus, format_report
     from ..data.wiki.filters import FilterOptions
@@ -86,7 +87,7 @@ def _wiki(args) -> int:
           "(https://ko.wikipedia.org) when you share the corpus.")
     if args.report:
         try:
-            args.report.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            atomic_write(args.report, json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise UserError(f"cannot write report: {exc.strerror}", path=str(args.report)) from None
     return 0

@@ -3,16 +3,18 @@
 Row i of the output is line i+1 of the input, blank lines included (they are encoded as empty strings), so
 outputs line up with inputs. The input is read twice, never held whole: once to count and check lines (so
 the .npy can be sized up front with open_memmap), then in chunks that are encoded and written. The output is
-written to a temporary file beside it and renamed into place, so a kill never leaves half a file.
+written to a temporary file beside it and renamed into place (atomic.atomic_file), so a kill never leaves half
+a file.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-import tempfile
 
+from ..atomic import atomic_file
 from ..errors import UserError
 from ._model import add_model_arguments, load_encoder
 
@@ -107,13 +109,11 @@ def run(args: argparse.Namespace) -> int:
     enc = load_encoder(args)
     dim = enc.model.config.hidden_size
 
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{os.path.basename(args.output)}-", suffix=f".{fmt}", dir=out_dir)
-    os.close(fd)
-    truncated, done, matrix, sink = 0, 0, None, None
-    try:
+    truncated, done = 0, 0
+    with atomic_file(args.output, suffix=f".{fmt}") as tmp:  # a kill never leaves half a file
         matrix = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim)) if fmt == "npy" else None
-        sink = open(tmp, "w", encoding="utf-8") if fmt == "jsonl" else None
-        with tqdm(total=total, desc="encoding", unit="sent", disable=None, file=sys.stderr) as bar:
+        with open(tmp, "w", encoding="utf-8") if fmt == "jsonl" else contextlib.nullcontext() as sink, \
+                tqdm(total=total, desc="encoding", unit="sent", disable=None, file=sys.stderr) as bar:
             for chunk in read_chunks(args.input, args.chunk_size):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # one total below, not one warning per chunk
@@ -133,15 +133,6 @@ def run(args: argparse.Namespace) -> int:
         if matrix is not None:
             matrix.flush()
             del matrix
-        else:
-            sink.close()
-        os.replace(tmp, args.output)
-    except BaseException:
-        if sink is not None and not sink.closed:
-            sink.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
     if truncated:
         print(f"warning: {truncated} of {total} texts were longer than {enc.max_len} tokens and were truncated",
               file=sys.stderr)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, temp_beside
 from ..errors import UserError
 
 BASE_URL = "https://raw.githubusercontent.com/kakaobrain/KorNLUDatasets/master/KorSTS"
@@ -50,15 +49,6 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def _tmp_beside(dest: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(name, 0o666 & ~umask)  # mkstemp makes 0600; final files get the usual permissions
-    return Path(name)
-
-
 def download_file(url: str, dest: Path, *, digest: str, algorithm: str = "sha256",
                   resume_part: bool = False, progress: bool | None = None, timeout: float = 60) -> Path:
     """Download url to dest, checking length and digest; dest appears only when both are right.
@@ -69,7 +59,7 @@ def download_file(url: str, dest: Path, *, digest: str, algorithm: str = "sha256
     from tqdm import tqdm
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part") if resume_part else _tmp_beside(dest)
+    part = dest.with_name(dest.name + ".part") if resume_part else Path(temp_beside(dest, ".tmp"))
     have = part.stat().st_size if resume_part and part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "kodiffcse (https://pypi.org/project/kodiffcse)"})
     if have:
@@ -155,10 +145,6 @@ def parse_rows(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
-def _write_atomic(dest: Path, data: bytes) -> None:
-    atomic_write(dest, data)
-
-
 def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None = None,
                  progress: bool | None = None) -> dict[str, Path]:
     """Verify (and if needed download) all three files, then write them and the reference layout to out."""
@@ -193,11 +179,11 @@ def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None 
             raise UserError("sha256 mismatch after verification; the file changed while reading", path=str(src))
         dest = out / name
         if not (dest.exists() and file_digest(dest) == SHA256[name]):
-            _write_atomic(dest, data)
+            atomic_write(dest, data)
         written[name] = dest
     for ref_name, name in REFERENCE_LAYOUT.items():
         rows = parse_rows(written[name])
         text = "".join(f"{s1}\t{s2}\t{score}\n" for s1, s2, score in rows)
-        _write_atomic(out / ref_name, text.encode("utf-8"))
+        atomic_write(out / ref_name, text.encode("utf-8"))
         written[ref_name] = out / ref_name
     return written

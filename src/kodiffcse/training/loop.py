@@ -415,8 +415,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
             enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
             test_scores = evaluate_encoder(enc, test, t.eval_batch_size)
-            with open(os.path.join(t.output_dir, "test_scores.json"), "w", encoding="utf-8") as fh:
-                json.dump({"test_file": d.test_file, "scores": test_scores}, fh, indent=2)
+            atomic_write(os.path.join(t.output_dir, "test_scores.json"),
+                         json.dumps({"test_file": d.test_file, "scores": test_scores}, indent=2))
             print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
     accelerator.end_training()
     return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,

@@ -107,10 +107,6 @@ def _check_output(out: Path) -> None:
         raise UserError("output file is not writable", path=str(out))
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    atomic_write(path, json.dumps(data, ensure_ascii=False, indent=1))
-
-
 class _Deduper:
     """Keeps 64-bit keys of written sentences, exact and loose (normalised)."""
 
@@ -230,8 +226,8 @@ def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: b
     def checkpoint(pages: int) -> None:
         fh.flush()
         os.fsync(fh.fileno())
-        _write_json_atomic(state_path, {"identity": identity, "pages": pages, "bytes": fh.tell(),
-                                        "counts": dict(counts)})
+        atomic_write(state_path, json.dumps({"identity": identity, "pages": pages, "bytes": fh.tell(),
+                                             "counts": dict(counts)}, ensure_ascii=False, indent=1))
 
     workers = options.workers or os.cpu_count() or 1
     position = [0]
