@@ -15,6 +15,7 @@ import os
 import sys
 
 from ..atomic import atomic_file
+from ..data.corpus import check_text_block, check_text_file
 from ..errors import UserError
 from ._model import add_model_arguments, load_encoder
 
@@ -36,36 +37,22 @@ def add_parser(sub):
     return parser
 
 
-def _check_block(block: bytes, first_line: int, path: str) -> None:
-    if b"\0" in block:
-        raise UserError("NUL byte: this does not look like a text file", path=path,
-                        line=first_line + block[:block.index(b"\0")].count(b"\n"))
-    try:
-        block.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"invalid UTF-8 (byte 0x{block[exc.start]:02x})", path=path,
-                        line=first_line + block[:exc.start].count(b"\n")) from None
-
-
 def count_lines(path: str) -> int:
     """Lines in the file (a last line without newline counts), checking UTF-8 and NUL bytes on the way."""
-    if not os.path.exists(path):
-        raise UserError("no such file", path=path)
-    if os.path.isdir(path):
-        raise UserError("is a directory, expected a text file with one sentence per line", path=path)
+    check_text_file(path)
     lines, carry = 0, b""
     try:
         with open(path, "rb") as fh:
             while chunk := fh.read(_READ):
                 data = carry + chunk
                 cut = data.rfind(b"\n") + 1
-                _check_block(data[:cut], lines + 1, path)
+                check_text_block(data[:cut], lines + 1, path)
                 lines += data.count(b"\n", 0, cut)
                 carry = data[cut:]
     except OSError as exc:
         raise UserError(f"cannot read: {exc.strerror}", path=path) from None
     if carry:
-        _check_block(carry, lines + 1, path)
+        check_text_block(carry, lines + 1, path)
         lines += 1
     return lines
 

@@ -26,19 +26,32 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8").replace("\ufeff", "").strip()
 
 
-def _scan_block(block: bytes, first_line: int, path: str):
-    """Return (starts, byte lengths, n_lines) of the non-blank lines in a block that ends with a newline."""
-    arr = np.frombuffer(block, dtype=np.uint8)
-    nul = np.flatnonzero(arr == 0)
-    newlines = np.flatnonzero(arr == 10)
-    if nul.size:
-        line = first_line + int(np.searchsorted(newlines, nul[0]))
-        raise UserError("NUL byte: this does not look like a text file", path=path, line=line)
+def check_text_file(path: str) -> None:
+    """One-line errors for a missing path, or a directory where a text file is expected."""
+    if not os.path.exists(path):
+        raise UserError("no such file", path=path)
+    if os.path.isdir(path):
+        raise UserError("is a directory, expected a text file with one sentence per line", path=path)
+
+
+def check_text_block(block: bytes, first_line: int, path: str) -> None:
+    """One-line errors for a NUL byte or invalid UTF-8 in `block`, whole lines that start at line `first_line`."""
+    nul = block.find(b"\0")
+    if nul >= 0:
+        raise UserError("NUL byte: this does not look like a text file", path=path,
+                        line=first_line + block.count(b"\n", 0, nul))
     try:
         block.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = first_line + int(np.searchsorted(newlines, exc.start))
-        raise UserError(f"invalid UTF-8 (byte 0x{block[exc.start]:02x})", path=path, line=line) from None
+        raise UserError(f"invalid UTF-8 (byte 0x{block[exc.start]:02x})", path=path,
+                        line=first_line + block.count(b"\n", 0, exc.start)) from None
+
+
+def _scan_block(block: bytes, first_line: int, path: str):
+    """Return (starts, byte lengths, n_lines) of the non-blank lines in a block that ends with a newline."""
+    check_text_block(block, first_line, path)
+    arr = np.frombuffer(block, dtype=np.uint8)
+    newlines = np.flatnonzero(arr == 10)
     starts = np.concatenate(([0], newlines[:-1] + 1))
     ends = newlines.copy()
     # Per-line sums over [start, next start): the line plus its newline (a reduceat is far cheaper than cumsums).
@@ -58,10 +71,7 @@ class LineCorpus:
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise UserError("no such file", path=self.path)
-        if os.path.isdir(self.path):
-            raise UserError("is a directory, expected a text file with one sentence per line", path=self.path)
+        check_text_file(self.path)
         starts, lengths = [], []
         offset, line_no, carry = 0, 1, b""
         try:
