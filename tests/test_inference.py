@@ -114,6 +114,10 @@ def test_similarity(enc, sentences):
     single = enc.similarity(a[0], b[1])
     assert isinstance(single, float) and single == pytest.approx(float(matrix[0, 1]), abs=1e-6)
     assert enc.similarity(a[0], a[0]) == pytest.approx(1.0, abs=1e-5)
+    calls = enc.encode_calls
+    square = enc.similarity(a, a)  # the CLI's all-pairs matrix: one encoding of the list, not two
+    assert enc.encode_calls - calls == 1
+    np.testing.assert_allclose(np.diag(square), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["numpy", "faiss"])

@@ -154,7 +154,7 @@ class SentenceEncoder:
         """Cosine similarities: a float for two strings, else a (len(a), len(b)) float32 array."""
         single = isinstance(a, str) and isinstance(b, str)
         va = self.encode([a] if isinstance(a, str) else list(a), batch_size=batch_size)
-        vb = self.encode([b] if isinstance(b, str) else list(b), batch_size=batch_size)
+        vb = va if b is a else self.encode([b] if isinstance(b, str) else list(b), batch_size=batch_size)
         scores = va @ vb.T
         return float(scores[0, 0]) if single else scores
 
