@@ -59,6 +59,12 @@ def read_sentence_transformers_layout(path: str) -> dict:
     return info
 
 
+def best_model_dir(path: str) -> str:
+    """A `kodiffcse train` output dir stands for the best model exported in it; any other path for itself."""
+    best = os.path.join(path, "best")
+    return best if os.path.isdir(best) and not os.path.isfile(os.path.join(path, "config.json")) else path
+
+
 class SentenceEncoder:
     def __init__(self, model, tokenizer, pooler: str = "cls_before_pooler", max_len: int = 64,
                  prefix: str = "", device: str | torch.device | None = None):
@@ -83,9 +89,7 @@ class SentenceEncoder:
         from transformers import AutoModel
 
         quiet_transformers()
-        best = os.path.join(path_or_hub_id, "best")
-        if os.path.isdir(best) and not os.path.isfile(os.path.join(path_or_hub_id, "config.json")):
-            path_or_hub_id = best  # a `kodiffcse train` output dir: use the exported best model in it
+        path_or_hub_id = best_model_dir(path_or_hub_id)
         if missing_local_path(path_or_hub_id):
             raise UserError("model not found: no such directory", path=path_or_hub_id)  # not a Hub id either
         layout = read_sentence_transformers_layout(path_or_hub_id) if os.path.isdir(path_or_hub_id) else {}

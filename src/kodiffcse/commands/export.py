@@ -59,12 +59,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {os.path.join(folder, 'model.onnx')}" + (" (vectors match PyTorch)" if args.check else ""))
     else:
         from ..export.model_card import write_model_card
+        from ..inference import best_model_dir
 
-        folder = args.model
-        if not os.path.isdir(folder):
-            raise UserError("model not found: no such directory", path=folder)
-        if os.path.isdir(os.path.join(folder, "best")) and not os.path.isfile(os.path.join(folder, "modules.json")):
-            folder = os.path.join(folder, "best")
+        if not os.path.isdir(args.model):
+            raise UserError("model not found: no such directory", path=args.model)
+        folder = best_model_dir(args.model)
         print(f"wrote {write_model_card(folder, model_id=args.model_id or args.push_to_hub, license=args.license)}")
     if args.push_to_hub:
         print(f"pushed to {push_to_hub(folder, args.push_to_hub, args.private)}")
