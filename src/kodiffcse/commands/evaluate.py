@@ -5,7 +5,6 @@ The reference's own evaluation command works too (`--path_to_saved_model`, `--te
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 
@@ -58,14 +57,6 @@ def _resolve_saved_model(path: str) -> str:
     raise UserError("no such model dir", path=path)
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _size_on_disk(name: str) -> int | None:
     if os.path.isdir(name):
         return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(name) for f in files)
@@ -103,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
 
+    from ..data.korsts_download import file_digest
     from ..data.sts import read_sts
     from ..evaluation import evaluate_encoder, markdown_table
     from ..inference import SentenceEncoder
@@ -125,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 label += f" (per-batch {args.per_batch_average}, not whole-set)"
             rows.append((label, scores))
             records.append({
-                "model": model_name, "data": os.path.abspath(data.path), "data_sha256": _sha256(data.path),
+                "model": model_name, "data": os.path.abspath(data.path), "data_sha256": file_digest(data.path),
                 "format": data.format, "pairs": len(data), "skipped_rows": len(data.skipped), "pooler": encoder.pooler,
                 "prefix": args.prefix, "max_len": encoder.max_len,
                 "protocol": f"per-batch-average {args.per_batch_average} seed {args.seed}" if args.per_batch_average
