@@ -34,12 +34,12 @@ def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: i
         for ch in word[1:]:
             rests["##" + ch] += n
     ranked = lambda counter: [t for t, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]  # noqa: E731
-    vocab = list(SPECIAL_TOKENS)
+    vocab = dict.fromkeys(SPECIAL_TOKENS)  # insertion-ordered, with set-speed membership
     for token in ranked(firsts) + ranked(rests) + ranked(words):
         if len(vocab) >= vocab_size:
             break
-        if token not in vocab:
-            vocab.append(token)
+        vocab.setdefault(token)
+    vocab = list(vocab)
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
     cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
