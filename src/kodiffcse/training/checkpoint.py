@@ -106,7 +106,7 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainState, scheduler, 
     return final
 
 
-def _required_files(path: str, process_index: int) -> list[str]:
+def _required_files(process_index: int) -> list[str]:
     return ["model.safetensors", "optimizer.bin", f"random_states_{process_index}.pkl"]
 
 
@@ -122,7 +122,7 @@ def load_checkpoint(accelerator, path: str, scheduler, run: dict | None = None) 
         scheduler_state = payload["scheduler"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"unreadable checkpoint state: {exc}", path=state_file) from None
-    missing = [n for n in _required_files(path, accelerator.process_index) if not os.path.isfile(os.path.join(path, n))]
+    missing = [n for n in _required_files(accelerator.process_index) if not os.path.isfile(os.path.join(path, n))]
     if missing:  # Accelerate would silently skip missing RNG states, and the resumed run would drift
         raise UserError(f"incomplete checkpoint: missing {', '.join(missing)}", path=path)
     saved_run = payload.get("run") or {}
