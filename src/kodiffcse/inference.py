@@ -11,12 +11,12 @@ import json
 import os
 import warnings
 
-import numpy as np
 import torch
 
 from .errors import UserError
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
 from .modeling.pooling import POOLERS, pool
+from .token_ids import longest_first, sentence_token_ids
 
 _ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
 
@@ -106,15 +106,6 @@ class SentenceEncoder:
         encoder.name_or_path = path_or_hub_id
         return encoder
 
-    def _tokenize(self, sentences: list[str]):
-        for i, s in enumerate(sentences):
-            if not isinstance(s, str):
-                raise UserError(f"item {i} is {type(s).__name__}, not a string")
-        if not sentences:
-            return []
-        texts = [self.prefix + s for s in sentences] if self.prefix else list(sentences)
-        return self.tokenizer(texts, truncation=False, padding=False, add_special_tokens=True)["input_ids"]
-
     def encode(self, sentences, batch_size: int = 64, normalize: bool = True, show_progress: bool | None = None,
                convert_to_tensor: bool = False):
         """float32 vectors in input order (a numpy array, or a torch tensor on request)."""
@@ -122,14 +113,12 @@ class SentenceEncoder:
 
         single = isinstance(sentences, str)
         sentences = [sentences] if single else list(sentences)
-        ids = self._tokenize(sentences)
-        too_long = sum(len(x) > self.max_len for x in ids)
+        ids, too_long = sentence_token_ids(self.tokenizer, sentences, self.max_len, self.prefix)
         self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one warning
         if too_long:
             warnings.warn(f"{too_long} of {len(ids)} texts are longer than {self.max_len} tokens and were truncated",
                           stacklevel=2)
-        ids = [x if len(x) <= self.max_len else x[: self.max_len - 1] + x[-1:] for x in ids]  # keep the end token
-        order = np.argsort([-len(x) for x in ids], kind="stable")
+        order = longest_first(ids)
         out = torch.empty(len(ids), self.model.config.hidden_size, dtype=torch.float32)
         was_training = self.model.training
         self.model.eval()

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..atomic import atomic_dir
 from ..errors import UserError
+from ..token_ids import longest_first, sentence_token_ids
 
 MODEL_FILE = "model.onnx"
 META_FILE = "kodiffcse_onnx.json"
@@ -126,15 +127,8 @@ class OnnxEncoder:
 
     def encode(self, sentences, batch_size: int = 64, normalize: bool = True) -> np.ndarray:
         single = isinstance(sentences, str)
-        sentences = [sentences] if single else list(sentences)
-        for i, s in enumerate(sentences):
-            if not isinstance(s, str):
-                raise UserError(f"item {i} is {type(s).__name__}, not a string")
-        if not sentences:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        ids = self.tokenizer(sentences, truncation=False, padding=False)["input_ids"]
-        ids = [x if len(x) <= self.max_len else x[: self.max_len - 1] + x[-1:] for x in ids]
-        order = np.argsort([-len(x) for x in ids], kind="stable")
+        ids, _ = sentence_token_ids(self.tokenizer, [sentences] if single else list(sentences), self.max_len)
+        order = longest_first(ids)
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         for start in range(0, len(ids), batch_size):
             rows = order[start:start + batch_size]
