@@ -32,10 +32,13 @@ def add_parser(sub):
     return parser
 
 
+def _model_id(model: str) -> str:
+    return os.path.abspath(model) if os.path.exists(model) else model
+
+
 def _fingerprint(model: str, corpus: str) -> dict:
     stat = os.stat(corpus)
-    model = os.path.abspath(model) if os.path.exists(model) else model
-    return {"model": model, "corpus": os.path.abspath(corpus), "corpus_bytes": stat.st_size,
+    return {"model": _model_id(model), "corpus": os.path.abspath(corpus), "corpus_bytes": stat.st_size,
             "corpus_mtime": int(stat.st_mtime)}
 
 
@@ -45,7 +48,7 @@ def _load_or_build(args, enc):
 
     if args.index and os.path.isfile(os.path.join(args.index, INDEX_META)) and not args.rebuild:
         index = enc.load_index(args.index, backend=args.backend)
-        model = os.path.abspath(args.model) if os.path.exists(args.model) else args.model
+        model = _model_id(args.model)
         if index.meta.get("model") not in (None, model):
             raise UserError(f"index was built with model {index.meta.get('model')}, not {model}; "
                             "pass --rebuild to rebuild it", path=args.index)
