@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import json
 import os
 import random
@@ -53,7 +54,7 @@ def boundaries(paragraph: str, sentences: list[str]) -> set[int] | None:
 
 
 def score_splitter(name: str, groups: list[list[str]], batch: int = 64) -> dict:
-    from kodiffcse.data.wiki.split import make_splitter
+    from kodiffcse.data.wiki.split import make_splitter, split_all
 
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -62,11 +63,9 @@ def score_splitter(name: str, groups: list[list[str]], batch: int = 64) -> dict:
     paragraphs = [" ".join(g) for g in groups]
     n_gold = sum(len(g) for g in groups)
     start = time.perf_counter()
-    predicted: list[list[str]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for i in range(0, len(paragraphs), batch):
-            predicted.extend(splitter.split_many(paragraphs[i : i + batch]))
+        predicted = list(split_all(splitter, paragraphs, batch))
     elapsed = time.perf_counter() - start
     tp = fp = fn = exact = perfect = 0
     for para, gold, pred in zip(paragraphs, groups, predicted):
@@ -115,14 +114,14 @@ def cmd_split(args) -> dict:
 
 
 def cmd_dump(args) -> dict:
-    """Parse-only pass over the whole dump, then the full build on its first --pages pages.
+    """Parse-only pass over the whole dump, then the ordinary full build of a dump of its first --pages pages.
 
-    Full builds of a 50 MB dump take long on few cores; the synthetic pages are uniform, so the
-    compressed MB consumed by the first N pages is size * N / total pages.
+    Full builds of a 50 MB dump take long on few cores; the first N pages are written to a dump of their own
+    (untimed), whose compressed size is what the build consumes.
     """
     from kodiffcse.data.wiki.build import BuildOptions, build_corpus
     from kodiffcse.data.wiki.dump import iter_pages
-    from kodiffcse.data.wiki.synthetic import write_synthetic_dump
+    from kodiffcse.data.wiki.synthetic import write_dump, write_synthetic_dump
 
     dump = Path(args.dump)
     if not dump.exists():
@@ -142,17 +141,16 @@ def cmd_dump(args) -> dict:
     pages = min(args.pages, total_pages) if args.pages else total_pages
     workers = args.workers or os.cpu_count()
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "wiki_corpus.txt"
+        source = dump
+        if pages < total_pages:
+            source = write_dump(Path(tmp) / "first-pages.xml.bz2", (
+                {"title": p.title, "text": p.text, "ns": p.ns, "redirect": p.title if p.redirect else None}
+                for p in itertools.islice(iter_pages(dump), pages)))
         t0 = time.perf_counter()
-        try:
-            build_corpus(dump, out, BuildOptions(workers=workers), progress=False,
-                         interrupt_after=pages if pages < total_pages else None)
-        except KeyboardInterrupt:
-            pass
+        report = build_corpus(source, Path(tmp) / "wiki_corpus.txt", BuildOptions(workers=workers), progress=False)
         build_s = time.perf_counter() - t0
-        part = Path(str(out) + ".part")
-        kept = sum(1 for _ in open(part if part.exists() else out, encoding="utf-8"))
-    consumed_mb = size_mb * pages / total_pages
+        consumed_mb = source.stat().st_size / 1e6
+    kept = report["kept"]
     row = {
         "dump_mb": round(size_mb, 1),
         "dump_pages": total_pages,
