@@ -79,9 +79,11 @@ def layer_flops(tokens: int, attn_pairs: int, hidden: int, ff: int) -> float:
     return 2 * tokens * (4 * hidden * hidden + 2 * hidden * ff) + 4 * attn_pairs * hidden
 
 
-def useful_flops(att: torch.Tensor, n_chosen: int, cfg_enc, cfg_gen, vocab: int) -> float:
-    """FLOPs the DiffCSE objective needs for one step over these 2B rows (non-pad tokens only)."""
+def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int) -> float:
+    """FLOPs the DiffCSE objective needs for one step over these 2B rows (non-pad tokens only); the MLM head
+    counts the edited positions, `ratio` of the non-special tokens, alike for both sides."""
     lengths = att.sum(1).double()
+    n_chosen = ratio * float((lengths - 2).clamp(min=0).sum())
     tokens, pairs = float(lengths.sum()), float((lengths ** 2).sum())
     h = cfg_enc.hidden_size
     enc = cfg_enc.num_hidden_layers * layer_flops(tokens, pairs, h, cfg_enc.intermediate_size)
@@ -123,7 +125,7 @@ def main(argv=None) -> int:
     from kodiffcse.modeling.discriminator import ConditionalDiscriminator
     from kodiffcse.modeling.generator import load_generator
     from kodiffcse.modeling.heads import projection_for
-    from kodiffcse.modeling.loading import load_encoder, load_tokenizer, quiet_transformers
+    from kodiffcse.modeling.loading import load_config, load_encoder, load_tokenizer, quiet_transformers
     from kodiffcse.training.loop import build_optimizer
     from kodiffcse.training.step import TrainingStep
 
@@ -163,7 +165,7 @@ def main(argv=None) -> int:
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            return batch["attention_mask"], int((batch["masked_ids"] != batch["input_ids"]).sum()) * 2
+            return torch.cat([batch["attention_mask"]] * 2)  # two views
 
         state["baseline"] = (run_baseline, batches, model)
     if "kodiffcse" in sides:
@@ -185,12 +187,12 @@ def main(argv=None) -> int:
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
-            att = torch.cat([batch["attention_mask"]] * 2)
-            return att, int(round(cfg.masking_ratio * float((att.sum(1) - 2).clamp(min=0).sum())))
+            return torch.cat([batch["attention_mask"]] * 2)  # the 2B rows of one encoder pass
 
         state["kodiffcse"] = (run_kodiffcse, batches, model)
 
     dtype = amp or torch.float32
+    cfg_enc, cfg_gen = load_config(enc_dir), load_config(gen_dir)
     long_runs = [matmul_peak(device, dtype)]  # and again after the steps: the better one is the peak
     bursts, paired = [], {s: [] for s in sides}  # a short burst after every timed step, for the paired figure
     times = {s: [] for s in sides}
@@ -206,16 +208,15 @@ def main(argv=None) -> int:
             fn, batches, _ = state[side]
             _sync(device)
             start = time.perf_counter()
-            att, n_chosen = fn(batches[i])
+            att = fn(batches[i])  # the step's 2B rows
             _sync(device)
             elapsed = time.perf_counter() - start
             if i < args.warmup:
                 continue
             times[side].append(elapsed)
-            att2 = torch.cat([att, att]) if side == "baseline" else att
-            flops[side].append(useful_flops(att2, n_chosen, _config(enc_dir), _config(gen_dir), len(tokenizer)))
-            tokens[side][0] += int(att2.sum())
-            tokens[side][1] += att2.numel()
+            flops[side].append(useful_flops(att, cfg.masking_ratio, cfg_enc, cfg_gen, len(tokenizer)))
+            tokens[side][0] += int(att.sum())
+            tokens[side][1] += att.numel()
             if device.type == "cuda":
                 peaks[side] = max(peaks.get(side, 0), torch.cuda.max_memory_allocated())
                 torch.cuda.reset_peak_memory_stats()
@@ -264,17 +265,6 @@ def main(argv=None) -> int:
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))
     return 0
-
-
-_CONFIGS = {}
-
-
-def _config(path):
-    if path not in _CONFIGS:
-        from transformers import AutoConfig
-
-        _CONFIGS[path] = AutoConfig.from_pretrained(path)
-    return _CONFIGS[path]
 
 
 def _machine(device) -> str:
