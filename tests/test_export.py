@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -86,12 +87,14 @@ def test_model_card_written_by_training_export(model_dir):
     assert card.index("## kodiffcse") < card.index("## Training Details")
 
 
-def test_model_card_command_adds_test_scores(model_dir, capsys):
+def test_model_card_command_adds_test_scores(model_dir, tmp_path, capsys):
     from sentence_transformers import SentenceTransformer
 
     from kodiffcse.cli import main
 
-    run_dir = os.path.dirname(model_dir)
+    run_dir = str(tmp_path / "run")  # a copy: the session's model_dir stays as other tests expect it
+    shutil.copytree(os.path.dirname(model_dir), run_dir)
+    model_dir = os.path.join(run_dir, os.path.basename(model_dir))
     with open(os.path.join(run_dir, "test_scores.json"), "w", encoding="utf-8") as fh:
         json.dump({"test_file": "/data/sts-test.tsv", "scores": {"cosine_spearman": 0.5, "cosine_pearson": 0.25}}, fh)
     assert main(["export", "card", "--model", run_dir, "--model-id", "me/ko-diffcse", "--license", "apache-2.0"]) == 0
