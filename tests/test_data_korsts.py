@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
-import os
 import shutil
 import threading
 from pathlib import Path
@@ -15,7 +14,6 @@ from conftest import one_line_error
 from kodiffcse.cli import main
 from kodiffcse.data.korsts_download import SHA256, fetch_korsts
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 SHARED_KORSTS = Path(__file__).parents[1] / ".." / "shared" / "data" / "korsts"
 needs_korsts = pytest.mark.skipif(not (SHARED_KORSTS / "sts-dev.tsv").exists(),
                                   reason="../shared/data/korsts is absent (shared data not mounted beside the repo)")

@@ -14,7 +14,6 @@ import pytest
 from conftest import one_line_error
 from kodiffcse.cli import main
 
-os.environ["HF_HUB_OFFLINE"] = "1"
 pytest.importorskip("mwparserfromhell", reason="needs the wiki extra: pip install -e '.[wiki]'")
 pytest.importorskip("kiwipiepy", reason="needs the wiki extra: pip install -e '.[wiki]'")
 

@@ -120,7 +120,7 @@ def test_sigterm_to_the_process_group_saves_a_resumable_checkpoint(tiny, sample,
     assert json.load(open(os.path.join(latest_checkpoint(str(out)), STATE_FILE)))["state"]["step"] == stopped
 
     code = main([*argv, "--max-steps", str(stopped + 2), "--num-workers", "0", "--resume"])
-    assert code == 0 and f"resumed from" in capsys.readouterr().out
+    assert code == 0 and "resumed from" in capsys.readouterr().out
     assert list_checkpoints(str(out))[-1][0] == stopped + 2
 
 
@@ -262,7 +262,7 @@ def test_kill_while_writing_best_leaves_the_previous_best_loadable(reference, tm
     assert_loads(str(out / "best"))
 
 
-def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
+def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
     import accelerate.checkpointing as acc_ckpt
     from accelerate import Accelerator
     from torch.optim.lr_scheduler import LambdaLR
@@ -298,11 +298,9 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
         unpickled.append((os.path.basename(str(args[0])), kwargs.get("weights_only")))
         return real_load(*args, **kwargs)
 
-    torch.load = load
-    try:
-        state = ckpt.load_checkpoint(accelerator, latest_checkpoint(out), scheduler)
-    finally:
-        torch.load = real_load
+    monkeypatch.setattr(torch, "load", load)
+    state = ckpt.load_checkpoint(accelerator, latest_checkpoint(out), scheduler)
+    monkeypatch.undo()
     assert state.step == 2 and model.weight.abs().sum() > 0
     # weights are safetensors; the optimizer and RNG pickles are loaded with weights_only=True
     assert {name for name, _ in unpickled} == {"optimizer.bin", "random_states_0.pkl"}, unpickled

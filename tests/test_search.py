@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kodiffcse.errors import UserError
-from kodiffcse.search import VectorIndex
+from kodiffcse.search import VectorIndex, faiss_available
 
 
 def unit(rows: int, dim: int = 16, seed: int = 0) -> np.ndarray:
@@ -66,18 +66,12 @@ def test_save_load_round_trip_with_other_backend(tmp_path):
     sentences = [f"문장 {i} \"따옴표\"\n줄바꿈" for i in range(50)]
     index = VectorIndex(vectors, sentences, backend="numpy", meta={"model": "m"})
     path = index.save(str(tmp_path / "idx"))
-    backend = "faiss" if _has_faiss() else "numpy"
+    backend = "faiss" if faiss_available() else "numpy"
     loaded = VectorIndex.load(path, backend=backend)
     assert loaded.sentences == sentences and loaded.meta == {"model": "m"} and loaded.backend == backend
     assert loaded.search(vectors[:3], 4) == index.search(vectors[:3], 4)
     index.save(path)  # replacing an index is allowed
     assert sorted(os.listdir(tmp_path)) == ["idx"]
-
-
-def _has_faiss() -> bool:
-    from kodiffcse.search import faiss_available
-
-    return faiss_available()
 
 
 def test_bad_indexes(tmp_path):
