@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from conftest import KORSTS, needs_shared
+from conftest import KORSTS, needs_shared, one_line_error
 from kodiffcse.cli import main
 from kodiffcse.data.sts import read_sts
 from kodiffcse.evaluation import METRICS, evaluate_sts, markdown_table
@@ -174,9 +174,7 @@ def test_korsts_splits_have_exact_pair_counts(split, pairs):
 ])
 def test_bad_rows_name_file_and_line(tmp_path, capsys, tiny, content, message):
     path = write(tmp_path / "r.tsv", content)
-    code = main(["evaluate", "--model", tiny["roberta"], "--data", path])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert message in one_line_error(capsys, ["evaluate", "--model", tiny["roberta"], "--data", path], "evaluate")
 
 
 def test_invalid_utf8_and_skip_invalid(tmp_path, capsys, tiny):
