@@ -6,6 +6,7 @@ from torch import nn
 
 from .discriminator import ConditionalDiscriminator
 from .dropout import use_lane_dropout
+from .fused_qkv import use_fused_qkv
 from .pooling import pool
 
 
@@ -14,7 +15,8 @@ class DiffCSEModel(nn.Module):
 
     forward() encodes all 2B rows (both dropout views) in one pass. The discriminator, when present, reads
     the edited rows conditioned on z = MLP(h) (official default) or on h with `before_mlp`, so the RTD
-    gradient reaches the encoder through the sentence vector. Its dropouts draw CPU masks cheaply (dropout.py).
+    gradient reaches the encoder through the sentence vector. On CPU its dropouts draw masks cheaply (dropout.py)
+    and its self-attention projects q, k and v in one product (fused_qkv.py).
     """
 
     def __init__(self, encoder: nn.Module, projection: nn.Module, pooler: str = "cls_before_pooler",
@@ -23,6 +25,7 @@ class DiffCSEModel(nn.Module):
         self.encoder, self.projection, self.discriminator = encoder, projection, discriminator
         self.pooler, self.before_mlp = pooler, before_mlp
         use_lane_dropout(self)
+        use_fused_qkv(self)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 edited_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
