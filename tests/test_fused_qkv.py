@@ -1,6 +1,7 @@
 """Fused q/k/v projection: the training model's self-attention computes exactly what transformers' does."""
 import copy
 import json
+import pickle
 
 import pytest
 import torch
@@ -74,7 +75,7 @@ def test_autocast_falls_back_to_transformers(tiny, count_fused):
     assert torch.equal(out_f, out_p)
 
 
-def test_state_dict_and_saved_model_unchanged(tiny, tmp_path):
+def test_state_dict_saved_model_and_pickling(tiny, tmp_path):
     plain, fused = _pair(tiny["roberta"])
     assert list(fused.state_dict()) == list(plain.state_dict())
     fused.save_pretrained(tmp_path / "fused")
@@ -83,6 +84,8 @@ def test_state_dict_and_saved_model_unchanged(tiny, tmp_path):
             == json.loads((tmp_path / "plain" / "config.json").read_text()))
     reloaded = load_encoder(str(tmp_path / "fused"))
     assert not any(isinstance(m, FusedQKVSelfAttention) for m in reloaded.modules())
+    unpickled = pickle.loads(pickle.dumps(fused))
+    assert sum(isinstance(m, FusedQKVSelfAttention) for m in unpickled.modules()) == plain.config.num_hidden_layers
 
 
 def test_training_model_uses_it(tiny):

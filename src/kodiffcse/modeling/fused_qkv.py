@@ -104,7 +104,8 @@ def use_fused_qkv(module: nn.Module) -> int:
         if _fusable(child):
             cls = type(child)
             if cls not in _fused_classes:
-                _fused_classes[cls] = type(f"FusedQKV{cls.__name__}", (FusedQKVSelfAttention, cls), {})
+                name = f"FusedQKV{cls.__name__}"
+                _fused_classes[cls] = globals()[name] = type(name, (FusedQKVSelfAttention, cls), {})  # picklable
             child.__class__ = _fused_classes[cls]
             swapped += 1
     return swapped
