@@ -47,6 +47,29 @@ def tiny(tmp_path_factory, sample):
     return paths
 
 
+def train_argv(tiny, sample, out, *extra, **options):
+    """`kodiffcse train` arguments for the tiny models and the sample corpus; `max_steps=4` adds
+    `--max-steps 4`, and a later repeat of an option overrides an earlier one, as argparse reads it."""
+    argv = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
+            "--output-dir", str(out), "--num-workers", "0", "--log-with", "none"]
+    for key, value in options.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv + list(extra)
+
+
+def checkpoint_params(path: str) -> dict:
+    """The trained parameters saved in a checkpoint directory."""
+    from safetensors.torch import load_file
+
+    return load_file(os.path.join(path, "model.safetensors"))
+
+
+def assert_same_params(a: dict, b: dict, tol: float = 1e-6) -> None:
+    assert a.keys() == b.keys()
+    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+    assert worst <= tol, f"largest parameter difference {worst:g}"
+
+
 def tiny_config(tiny, sample, out_dir, **overrides):
     from kodiffcse.config import TrainConfig
 

@@ -17,7 +17,8 @@ import time
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import assert_same_params, tiny_config, train_argv
+from conftest import checkpoint_params as params
 from kodiffcse.cli import main
 from kodiffcse.training import checkpoint as ckpt
 from kodiffcse.training.checkpoint import STATE_FILE, latest_checkpoint, list_checkpoints, recover
@@ -29,18 +30,6 @@ STEPS = 6
 def cfg_for(tiny, sample, out, **overrides):
     base = dict(max_steps=STEPS, eval_steps=3, save_steps=1, save_total_limit=10, seed=3)
     return tiny_config(tiny, sample, out, **{**base, **overrides})
-
-
-def params(path: str) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(os.path.join(path, "model.safetensors"))
-
-
-def assert_same_params(a: dict, b: dict, tol: float = 1e-6) -> None:
-    assert a.keys() == b.keys()
-    worst = max((a[k].float() - b[k].float()).abs().max().item() for k in a)
-    assert worst <= tol, worst
 
 
 def error_line(capsys) -> str:
@@ -96,9 +85,8 @@ def nan_at(monkeypatch, steps: set[int]) -> None:
 def test_sigterm_to_the_process_group_saves_a_resumable_checkpoint(tiny, sample, tmp_path, capsys):
     """As a scheduler pre-empts: SIGTERM to the whole group, data-loader workers included."""
     out = tmp_path / "run"
-    argv = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--output-dir", str(out), "--max-steps", "40", "--eval-steps", "0", "--save-steps", "2",
-            "--batch-size", "8", "--max-len", "24", "--num-workers", "2", "--log-with", "none"]
+    argv = train_argv(tiny, sample, out, max_steps=40, eval_steps=0, save_steps=2, batch_size=8, max_len=24,
+                      num_workers=2)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "kodiffcse.cli", *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -323,9 +311,7 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_ones(t
 
     monkeypatch.setattr(accelerate.Accelerator, "save_state", save_state)
     out = tmp_path / "run"
-    argv = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--output-dir", str(out), "--max-steps", "5", "--eval-steps", "0", "--save-steps", "1", "--batch-size", "8",
-            "--max-len", "24", "--num-workers", "0", "--log-with", "none"]
+    argv = train_argv(tiny, sample, out, max_steps=5, eval_steps=0, save_steps=1, batch_size=8, max_len=24)
     assert main(argv) == 2
     err = error_line(capsys)
     assert "disk full" in err and "checkpoint-3" in err and "intact" in err
@@ -339,9 +325,7 @@ def test_disk_full_during_a_checkpoint_is_one_line_and_keeps_the_previous_ones(t
 # --- output dir ----------------------------------------------------------------------------------------
 
 def _argv(tiny, sample, out):
-    return ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--output-dir", str(out), "--max-steps", "1", "--batch-size", "4", "--num-workers", "0", "--log-with",
-            "none", "--max-len", "16"]
+    return train_argv(tiny, sample, out, max_steps=1, batch_size=4, max_len=16)
 
 
 def test_output_dir_under_a_regular_file_is_a_clear_error(tiny, sample, tmp_path, capsys):
@@ -385,9 +369,7 @@ def test_full_disk_is_refused_before_training(tiny, sample, tmp_path, capsys, mo
 def test_resume_refuses_incomplete_checkpoints_and_changed_data_settings(tiny, sample, tmp_path, reference, capsys):
     out = tmp_path / "run"
     shutil.copytree(reference, out)
-    base = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--output-dir", str(out), "--max-steps", "8", "--batch-size", "8", "--max-len", "32", "--seed", "3",
-            "--num-workers", "0", "--log-with", "none", "--resume"]
+    base = train_argv(tiny, sample, out, "--resume", max_steps=8, batch_size=8, max_len=32, seed=3)
     assert main([*base, "--batch-size", "16"]) == 2
     assert "batch_size 8 -> 16" in error_line(capsys)
     os.remove(os.path.join(latest_checkpoint(str(out)), "random_states_0.pkl"))

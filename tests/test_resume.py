@@ -11,6 +11,7 @@ import sys
 import time
 
 import torch
+from conftest import assert_same_params, checkpoint_params, train_argv
 
 from kodiffcse.training.checkpoint import list_checkpoints
 
@@ -18,11 +19,9 @@ STEPS = 24
 
 
 def argv(tiny, sample, out, *extra):
-    return [sys.executable, "-m", "kodiffcse.cli", "train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"],
-            "--train-file", sample["corpus"], "--dev-file", sample["dev"], "--output-dir", str(out),
-            "--max-steps", str(STEPS), "--eval-steps", "5", "--patience", "50", "--batch-size", "8", "--max-len", "24",
-            "--lr", "1e-3", "--num-workers", "0", "--log-with", "none", "--seed", "7", "--save-steps", "1",
-            "--save-total-limit", "2", *extra]
+    return [sys.executable, "-m", "kodiffcse.cli",
+            *train_argv(tiny, sample, out, *extra, dev_file=sample["dev"], max_steps=STEPS, eval_steps=5, patience=50,
+                        batch_size=8, max_len=24, lr="1e-3", seed=7, save_steps=1, save_total_limit=2)]
 
 
 def env():
@@ -31,11 +30,9 @@ def env():
 
 
 def final_params(out) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
     found = list_checkpoints(str(out))
     assert found and found[-1][0] == STEPS, found
-    return load_file(os.path.join(found[-1][1], "model.safetensors"))
+    return checkpoint_params(found[-1][1])
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -44,8 +41,7 @@ def assert_same(a: dict, b: dict) -> None:
     # encoder, discriminator (with its head) and the MLP are all in the checkpoint
     assert any(n.startswith("encoder.") for n in names) and any("discriminator" in n for n in names)
     assert any(n.startswith("projection.") or "mlp" in n for n in names), sorted(names)[:20]
-    worst = max((a[n].float() - b[n].float()).abs().max().item() for n in names)
-    assert worst <= 1e-6, f"largest parameter difference {worst:g}"
+    assert_same_params(a, b)
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tiny, sample, tmp_path):

@@ -6,13 +6,11 @@ import sys
 
 import pytest
 
-from conftest import one_line_error
+from conftest import one_line_error, train_argv
 
 
 def base(tiny, sample, out, *extra):
-    return ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--dev-file", sample["dev"], "--output-dir", str(out), "--max-steps", "1", "--batch-size", "4",
-            "--num-workers", "0", "--log-with", "none", "--max-len", "16", *extra]
+    return train_argv(tiny, sample, out, *extra, dev_file=sample["dev"], max_steps=1, batch_size=4, max_len=16)
 
 
 @pytest.mark.parametrize("extra, message", [
