@@ -17,19 +17,6 @@ from kodiffcse.inference import SentenceEncoder
 
 
 @pytest.fixture(scope="module")
-def st_model(tiny, tmp_path_factory):
-    """The tiny encoder saved as a sentence-transformers dir with CLS pooling, as training exports it."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from kodiffcse.export.sentence_transformers import save_sentence_model
-
-    out = tmp_path_factory.mktemp("st") / "model"
-    save_sentence_model(AutoModel.from_pretrained(tiny["roberta"]), AutoTokenizer.from_pretrained(tiny["roberta"]),
-                        str(out), "cls_before_pooler", 32)
-    return str(out)
-
-
-@pytest.fixture(scope="module")
 def spread_model(tiny, tmp_path_factory):
     """Mean pooling over unit-variance word embeddings: vectors far from parallel.
 
@@ -201,9 +188,9 @@ def test_missing_and_unreadable_files(tmp_path, capsys, tiny):
     assert main(["evaluate", "--model", str(tmp_path / "nomodel"), "--data", str(tmp_path)]) == 2
 
 
-def test_multi_model_multi_file_table_and_json(tmp_path, capsys, tiny, st_model, sample):
+def test_multi_model_multi_file_table_and_json(tmp_path, capsys, tiny, model_dir, sample):
     out = tmp_path / "scores.json"
-    code = main(["evaluate", "--model", tiny["roberta"], "--model", st_model, "--data", sample["dev"],
+    code = main(["evaluate", "--model", tiny["roberta"], "--model", model_dir, "--data", sample["dev"],
                  "--data", sample["test"], "--json", str(out)])
     assert code == 0
     table = capsys.readouterr().out
@@ -223,11 +210,11 @@ def test_multi_model_multi_file_table_and_json(tmp_path, capsys, tiny, st_model,
     assert all(len(c.strip().split(".")[1]) == 2 for c in cells)
 
 
-def test_reference_evaluation_command(tmp_path, capsys, st_model, sample):
+def test_reference_evaluation_command(tmp_path, capsys, model_dir, sample):
     import os
     import shutil
 
-    shutil.copytree(st_model, tmp_path / "output" / "best_checkpoint")
+    shutil.copytree(model_dir, tmp_path / "output" / "best_checkpoint")
     os.makedirs(tmp_path / "Dataset")
     shutil.copy(sample["test"], tmp_path / "Dataset" / "test_sts.tsv")
     argv = ["evaluate", "--model", "klue/roberta-base", "--generator", "klue/roberta-small", "--train", "False",
