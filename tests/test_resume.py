@@ -11,8 +11,8 @@ import sys
 import time
 
 import torch
-from conftest import assert_same_params, checkpoint_params, train_argv
 
+from conftest import assert_same_params, checkpoint_params, train_argv
 from kodiffcse.training.checkpoint import list_checkpoints
 
 STEPS = 24
