@@ -1,6 +1,6 @@
 """Encoding throughput (figures, not a test): SentenceEncoder.encode against SentenceTransformer.encode.
 
-  python benchmarks/encode.py [--layers 6 --hidden 384] [--repeats 3] [--onnx]
+  python benchmarks/encode.py [--layers 6 --hidden 384] [--repeats 3] [--onnx] [--json OUT]
 
 Both encode every KorSTS test sentence (../shared/data/korsts/sts-test.tsv, both columns) with the same
 model dir: a randomly initialised RoBERTa (weights do not change the speed) with a WordPiece tokenizer
@@ -11,14 +11,14 @@ machine is shared, so the best run is the least disturbed one). Prints a table a
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from report import emit, machine
 
 REPO = Path(__file__).resolve().parents[1]
 KORSTS = REPO / ".." / "shared" / "data" / "korsts"
@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--onnx", action="store_true", help="also time the onnxruntime encoder of an ONNX export")
+    parser.add_argument("--json", dest="json_out", help="also write the result to this file")
     args = parser.parse_args()
     if not (KORSTS / "sts-test.tsv").exists():
         print(f"KorSTS not found at {KORSTS}", file=sys.stderr)
@@ -96,7 +97,7 @@ def main() -> int:
                      "min_cosine_vs_sentence_encoder": round(float(np.sum(vectors[name] * ref, 1).min()), 6)})
     setup = {"sentences": len(sentences), "model": f"RoBERTa {args.layers}x{args.hidden} (random init)",
              "max_len": args.max_len, "batch_size": args.batch_size, "repeats": args.repeats,
-             "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+             "torch_threads": torch.get_num_threads(), "machine": machine(),
              "torch": torch.__version__}
     print(f"{len(sentences)} KorSTS test sentences, {setup['model']}, max_len {args.max_len}, batch "
           f"{args.batch_size}, {setup['torch_threads']} CPU threads, best of {args.repeats}\n")
@@ -105,7 +106,7 @@ def main() -> int:
     for r in rows:
         print(f"| {r['encoder']} | {r['seconds']:.2f} | {r['sentences_per_s']:.0f} | "
               f"{r['speedup_vs_sentence_transformers']:.2f} | {r['min_cosine_vs_sentence_encoder']:.6f} |")
-    print(json.dumps({"benchmark": "encode", "setup": setup, "results": rows}))
+    emit({"benchmark": "encode", "setup": setup, "results": rows}, args.json_out)
     return 0
 
 

@@ -15,12 +15,13 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import emit, machine, peak_rss_gib
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared" / "data" / "corpus" / "ko-sentences.txt"
@@ -64,10 +65,8 @@ def child(phase: str, corpus: str, model: str, out_dir: str) -> None:
     t.output_dir, t.overwrite_output_dir, t.batch_size, t.max_steps, t.eval_steps = out_dir, True, 64, 1, 0
     t.log_with = "none"
     train(cfg)
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print("RESULT " + json.dumps({"phase": phase, "first_step_s": first["t"], "peak_rss_gib": self_kb / 2 ** 20,
-                                  "peak_worker_rss_gib": kids_kb / 2 ** 20}))
+    print("RESULT " + json.dumps({"phase": phase, "first_step_s": first["t"], "peak_rss_gib": peak_rss_gib(),
+                                  "peak_worker_rss_gib": peak_rss_gib(children=True)}))
 
 
 def main(argv=None) -> int:
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     sentences = SHARED.read_text(encoding="utf-8").splitlines()
     build_tokenizer(sentences, work / "tok", vocab_size=8000)
     build_mlm(work / "tok", work / "model", layers=2, hidden=64, heads=2, seed=0)
-    results = {"corpus_bytes": corpus.stat().st_size, "machine": f"{os.cpu_count()} CPU cores"}
+    results = {"corpus_bytes": corpus.stat().st_size, "machine": machine()}
     for phase in args.phases.split(","):
         start = time.perf_counter()
         proc = subprocess.run([sys.executable, __file__, "--child", phase, str(corpus), str(work / "model"),
@@ -106,9 +105,7 @@ def main(argv=None) -> int:
     for phase in args.phases.split(","):
         r = results[phase]
         print(f"| {phase} | {r['first_step_s']:.1f} | {r['peak_rss_gib']:.2f} | {r['peak_worker_rss_gib']:.2f} |")
-    print(json.dumps(results))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(results, indent=2))
+    emit(results, args.json_out)
     return 0
 
 

@@ -17,9 +17,7 @@ alike (the median of those per-step fractions).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -118,6 +116,7 @@ def main(argv=None) -> int:
     from transformers import AutoModel, AutoModelForMaskedLM
 
     from baseline_step import BaselineModel, baseline_loss, premask
+    from report import emit, machine, peak_rss_gib
     from kodiffcse.config import ModelConfig
     from kodiffcse.data.batching import Collate, TokenCounter, epoch_batches
     from kodiffcse.data.corpus import LineCorpus
@@ -241,11 +240,11 @@ def main(argv=None) -> int:
         if device.type == "cuda":
             rows[side]["peak_gpu_mem_gib"] = peaks[side] / 2 ** 30
     result = {
-        "machine": _machine(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "machine": machine(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "size": args.size, "batch_size": args.batch_size, "max_len": args.max_len, "precision": args.precision,
         "group_by_length": args.group_by_length, "compile": args.compile, "steps": args.steps,
         "matmul_peak_flops_per_s": peak, "matmul_burst_median_flops_per_s": statistics.median(bursts),
-        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
+        "peak_rss_gib": peak_rss_gib(),
         **rows,
     }
     if len(sides) == 2:
@@ -261,21 +260,8 @@ def main(argv=None) -> int:
     print(f"matmul peak {peak / 1e9:.1f} GFLOP/s, median paired burst "
           f"{result['matmul_burst_median_flops_per_s'] / 1e9:.1f}; peak RSS {result['peak_rss_gib']:.2f} GiB"
           + (f"; ratio kodiffcse/baseline {result['ratio']:.2f}x" if "ratio" in result else ""))
-    print(json.dumps(result))
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(result, indent=2))
+    emit(result, args.json_out)
     return 0
-
-
-def _machine(device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            name = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = "cpu"
-    return f"{name}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

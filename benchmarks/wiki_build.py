@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import io
 import itertools
-import json
 import os
 import random
 import sys
@@ -23,6 +22,8 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from report import emit, machine
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
@@ -108,8 +109,8 @@ def cmd_split(args) -> dict:
     print("|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(str(r[c]) for c in cols) + " |")
-    result = {"benchmark": "split", "cpu_count": os.cpu_count(), "rows": rows}
-    print(json.dumps(result, ensure_ascii=False))
+    result = {"benchmark": "split", "machine": machine(), "rows": rows}
+    emit(result, args.json_out)
     return result
 
 
@@ -166,8 +167,8 @@ def cmd_dump(args) -> dict:
     print("| " + " | ".join(row) + " |")
     print("|" + "---|" * len(row))
     print("| " + " | ".join(str(v) for v in row.values()) + " |")
-    result = {"benchmark": "dump", "cpu_count": os.cpu_count(), "load_avg_1m": os.getloadavg()[0], **row}
-    print(json.dumps(result, ensure_ascii=False))
+    result = {"benchmark": "dump", "machine": machine(), "load_avg_1m": os.getloadavg()[0], **row}
+    emit(result, args.json_out)
     return result
 
 
@@ -184,6 +185,8 @@ def main() -> None:
                    help="dump to time; generated here first if absent (kept for re-runs)")
     d.add_argument("--pages", type=int, default=5000, help="pages for the full build (0: all)")
     d.add_argument("--workers", type=int, default=0, help="0: all cores")
+    for command in (s, d):
+        command.add_argument("--json", dest="json_out", help="also write the result to this file")
     args = parser.parse_args()
     cmd_split(args) if args.what == "split" else cmd_dump(args)
 
