@@ -39,7 +39,8 @@ def lane_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return (x * mask).mul_(scale)  # a scale rounded into a 16-bit mask would bias the output
 
 
-def _fast_path(x: torch.Tensor) -> bool:
+def cpu_eager(x: torch.Tensor) -> bool:
+    """A CPU float tensor outside torch.compile: where this project's hand-made CPU kernels apply."""
     return x.device.type == "cpu" and x.is_floating_point() and not torch.compiler.is_compiling()
 
 
@@ -47,7 +48,7 @@ class LaneDropout(nn.Dropout):
     """nn.Dropout with lane_dropout's masks on CPU; the module swap keeps every state dict unchanged."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and not self.inplace and _fast_path(x):
+        if self.training and not self.inplace and cpu_eager(x):
             return lane_dropout(x, self.p)
         return F.dropout(x, self.p, self.training, self.inplace)
 
@@ -60,7 +61,7 @@ def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     plain = (not (is_causal if is_causal is not None else getattr(module, "is_causal", False))
              and kwargs.get("position_bias") is None and kwargs.get("softcap") is None
              and key.shape == query.shape)  # equal shapes: self-attention, one key head per query head
-    if dropout == 0.0 or not plain or not _fast_path(query):
+    if dropout == 0.0 or not plain or not cpu_eager(query):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
     scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling if scaling is not None else query.shape[-1] ** -0.5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dropout import LANE_ATTENTION
+from .dropout import LANE_ATTENTION, cpu_eager
 
 # Classes whose forward is transformers' standard "project, split heads, attention interface, merge heads".
 _FUSABLE = {
@@ -84,8 +84,7 @@ class FusedQKVSelfAttention(nn.Module):
 
 
 def _fusable_input(x: torch.Tensor) -> bool:
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-            and not torch.compiler.is_compiling())
+    return cpu_eager(x) and x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
 
 
 def _fusable(module: nn.Module) -> bool:
