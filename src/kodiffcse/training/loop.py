@@ -245,7 +245,10 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
 
     step_fn = TrainingStep(m, tokenizer, generator)
     raw = accelerator.unwrap_model(model)
-    buffers = list(raw.buffers())
+    # running statistics (BatchNorm's) are the only buffers a forward pass moves; the rest (position ids) are
+    # constants, not worth a copy and a restore every micro-step
+    buffers = [b for mod in raw.modules() if getattr(mod, "track_running_stats", False)
+               for b in mod.buffers(recurse=False)]
     best_dir = os.path.join(t.output_dir, t.best_name)
 
     def evaluate_dev() -> dict | None:
