@@ -12,8 +12,8 @@ from pathlib import Path
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: int = 2000, max_len: int = 512):
-    """A KLUE-style WordPiece tokenizer ([CLS] ... [SEP]) saved with save_pretrained.
+def wordpiece_vocab(sentences: Iterable[str], vocab_size: int, special_tokens: list[str] = SPECIAL_TOKENS) -> list[str]:
+    """`special_tokens` (ids 0, 1, ...), then up to `vocab_size` tokens counted from the sentences.
 
     The vocabulary is counted here, in a fixed order (characters, their '##' forms, then whole words, each by
     frequency), rather than by the tokenizers trainer, whose ties fall out differently from run to run: the
@@ -21,8 +21,7 @@ def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: i
     """
     from collections import Counter
 
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import normalizers, pre_tokenizers
 
     normalizer, pre_tokenizer = normalizers.NFC(), pre_tokenizers.BertPreTokenizer()
     words: Counter = Counter()
@@ -34,14 +33,22 @@ def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: i
         for ch in word[1:]:
             rests["##" + ch] += n
     ranked = lambda counter: [t for t, _ in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))]  # noqa: E731
-    vocab = dict.fromkeys(SPECIAL_TOKENS)  # insertion-ordered, with set-speed membership
+    vocab = dict.fromkeys(special_tokens)  # insertion-ordered, with set-speed membership
     for token in ranked(firsts) + ranked(rests) + ranked(words):
         if len(vocab) >= vocab_size:
             break
         vocab.setdefault(token)
-    vocab = list(vocab)
+    return list(vocab)
+
+
+def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: int = 2000, max_len: int = 512):
+    """A KLUE-style WordPiece tokenizer ([CLS] ... [SEP]) saved with save_pretrained (see `wordpiece_vocab`)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = wordpiece_vocab(sentences, vocab_size)
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.normalizer, tok.pre_tokenizer = normalizer, pre_tokenizer
+    tok.normalizer, tok.pre_tokenizer = normalizers.NFC(), pre_tokenizers.BertPreTokenizer()
     cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
@@ -53,6 +60,41 @@ def build_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: i
     )
     fast.save_pretrained(str(out_dir))
     return fast
+
+
+# klue/roberta-base's and klue/roberta-small's special tokens, in their vocab.txt order: [CLS]=0, [PAD]=1,
+# [SEP]=2, [UNK]=3, [MASK]=4 (bos/eos_token_id 0/2 and pad_token_id 1 in their config.json).
+KLUE_SPECIAL_TOKENS = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
+
+
+def build_klue_tokenizer(sentences: Iterable[str], out_dir: str | Path, vocab_size: int = 32000, max_len: int = 512):
+    """A tokenizer laid out as klue/roberta-small ships its own: `vocab.txt` with KLUE's special-token ids,
+    `special_tokens_map.json`, and a `tokenizer_config.json` naming `BertTokenizer` (do_lower_case false,
+    bos [CLS], eos [SEP], model_max_length 512), and no tokenizer.json, so that AutoTokenizer builds it from
+    vocab.txt as it does for the real model. Returns it loaded through AutoTokenizer.
+
+    The vocabulary has exactly `vocab_size` entries: what the sentences give (`wordpiece_vocab`), then
+    `[unusedN]` fillers that the tokenizer never produces, so that embedding matrices have the real shapes.
+    """
+    import json
+    import os
+
+    from transformers import AutoTokenizer
+
+    vocab = wordpiece_vocab(sentences, vocab_size, KLUE_SPECIAL_TOKENS)
+    vocab += [f"[unused{i}]" for i in range(vocab_size - len(vocab))]
+    special = {"bos_token": "[CLS]", "eos_token": "[SEP]", "unk_token": "[UNK]", "sep_token": "[SEP]",
+               "pad_token": "[PAD]", "cls_token": "[CLS]", "mask_token": "[MASK]"}
+    config = {"do_lower_case": False, "do_basic_tokenize": True, "never_split": None, **special,
+              "tokenize_chinese_chars": True, "strip_accents": None, "model_max_length": max_len,
+              "tokenizer_class": "BertTokenizer"}
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "vocab.txt"), "w", encoding="utf-8") as fh:
+        fh.write("".join(t + "\n" for t in vocab))
+    for name, content in (("special_tokens_map.json", special), ("tokenizer_config.json", config)):
+        with open(os.path.join(out_dir, name), "w", encoding="utf-8") as fh:
+            json.dump(content, fh, indent=2)
+    return AutoTokenizer.from_pretrained(str(out_dir))
 
 
 def build_mlm(
