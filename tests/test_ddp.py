@@ -1,40 +1,63 @@
-"""Two CPU processes under torchrun (gloo): negatives gathered across ranks, parameters kept identical."""
+"""The README's CPU multi-process commands: `torchrun --standalone --nproc_per_node 2 -m kodiffcse.cli train ...`
+and `accelerate launch --multi_gpu --num_processes 2 -m kodiffcse.cli train ...`.
+
+One DDP run with gloo: one process group of world size 2, negatives gathered across ranks, parameters kept
+identical, one metrics log, one best/, and a launcher that exits by itself. The ranks run ddp_worker.py,
+which calls the same `kodiffcse.cli.main` as `-m kodiffcse.cli` does and records what each rank saw.
+"""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import tiny_config
-
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"],
+    # accelerate's DDP launcher is its --multi_gpu one; on a machine without GPUs the ranks run on CPU with gloo
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+}
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="torch.distributed.run with gloo needs POSIX here")
-def test_two_process_cpu_training_gathers_negatives_and_stays_in_sync(tiny, sample, tmp_path):
-    batch = 8
-    cfg = tiny_config(tiny, sample, tmp_path / "run", batch_size=batch, max_steps=3, eval_steps=0)
-    cfg.save(str(tmp_path / "cfg.json"))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "KODIFFCSE_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
-           str(WORKER), str(tmp_path), str(tmp_path / "cfg.json")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_launched_cli_training_is_one_ddp_run(launcher, tiny, sample, tmp_path):
+    batch, out = 8, tmp_path / "run"
+    argv = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
+            "--dev-file", sample["dev"], "--output-dir", str(out),
+            "--batch-size", str(batch), "--max-steps", "4", "--eval-steps", "2"]  # a few small steps, for time
+    cmd = [*LAUNCHERS[launcher], str(WORKER), str(tmp_path), *argv]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{launcher} did not exit within 300 s (hung)")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stdout.count("done: 4 steps (max_steps)") == 1, proc.stdout
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for r, rec in enumerate(ranks):
-        assert rec["world"] == 2 and rec["steps"] == 3
-        assert len(rec["shapes"]) == 3
-        for z1_shape, logits_shape, labels, backend in rec["shapes"]:
-            assert backend == "gloo"
-            assert z1_shape[0] == batch and logits_shape == [batch, 2 * batch]  # (B, world x B)
+        assert rec["code"] == 0 and rec["rank"] == r
+        assert rec["world"] == rec["group_size"] == 2 and rec["backend"] == "gloo"
+        assert rec["distributed_type"] == "DistributedType.MULTI_CPU"
+        assert len(rec["shapes"]) == 4
+        for z1_shape, logits_shape, labels in rec["shapes"]:
+            assert z1_shape[0] == batch and logits_shape == [batch, 2 * batch]  # (B, world x B): both ranks' rows
             assert labels == list(range(r * batch, (r + 1) * batch))  # positives are this rank's own columns
     a, b = ranks[0]["checksums"], ranks[1]["checksums"]
     assert a.keys() == b.keys() and len(a) > 10
     assert all(a[k] == b[k] for k in a), [k for k in a if a[k] != b[k]][:5]
-    assert ranks[0]["best_dir"] is not None  # the main process exported; the other waited for it
-    assert (tmp_path / "run" / "best" / "modules.json").is_file()
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "dev/cosine_spearman" in r] == [0, 2, 4]  # logged once, by rank 0
+    assert [r["step"] for r in rows if "train/loss" in r] == [4]
+    # one writer: rank 0's events file, plus the hparams subdir that TensorBoard's add_hparams makes beside it
+    writers = {p.name.split(".")[-2] for p in out.rglob("events.out.tfevents.*")}  # NAME.<host>.<pid>.<n>
+    assert len(writers) == 1, writers
+    assert (out / "best" / "modules.json").is_file()
+    assert not [p for p in out.rglob(".tmp-*")]
+    state = json.loads(next((out / "checkpoints").glob("checkpoint-4/*.json")).read_text())
+    assert state["run"]["world_size"] == 2

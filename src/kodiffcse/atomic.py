@@ -6,12 +6,22 @@ two renames of `replace_dir` the previous one is `NAME.old`, and `recover_dir` b
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 TMP_PREFIX = ".tmp-"
+
+
+def as_os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a write failure. safetensors reports its own as SafetensorError("... I/O error:
+    File too large (os error 27)"), which would otherwise escape every `except OSError` as a traceback."""
+    if isinstance(exc, OSError):
+        return exc
+    found = re.search(r"I/O error: (.*?) \(os error (\d+)\)", str(exc))
+    return OSError(int(found.group(2)), found.group(1)) if found else None
 
 
 def fsync_tree(path: str) -> None:

@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import threading
 
+from .atomic import as_os_error
+from .console import pipe_safe_output
 from .errors import UserError
 
 # Each module defines add_parser(subparsers) and run(args); heavy imports happen inside run().
@@ -25,18 +29,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    where = f"{os.fsdecode(exc.filename)}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
+def _thread_os_errors(command: str):
+    """A library thread (TensorBoard's event writer) that hits the same removed dir or full disk as the main
+    thread says so in one line, not a traceback; the main thread then stops with its own error line."""
+    default = threading.excepthook
+
+    def hook(args):
+        if as_os_error(args.exc_value) is not None:
+            print(f"kodiffcse {command}: warning: in thread {args.thread.name}: {_os_error(as_os_error(args.exc_value))}",
+                  file=sys.stderr)
+        else:
+            default(args)
+    return hook
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        result = args._run(args)
-    except UserError as exc:
-        print(f"kodiffcse {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"kodiffcse {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return int(result or 0)
+    threading.excepthook = _thread_os_errors(args.command)
+    with pipe_safe_output():
+        try:
+            result = args._run(args)
+        except UserError as exc:
+            print(f"kodiffcse {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"kodiffcse {args.command}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:  # the system's fault, not the input's: a removed output dir, a full disk
+            if as_os_error(exc) is None:
+                raise
+            print(f"kodiffcse {args.command}: error: {_os_error(as_os_error(exc))}", file=sys.stderr)
+            return 1
+        return int(result or 0)
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # A random-init CLS vector barely depends on the sentence, so a tiny model trained for minutes learns little
     # with CLS pooling; mean pooling learns at once. Real runs keep CLS on a pretrained encoder.
     cfg.model.max_len, cfg.model.masking_ratio, cfg.model.pooler = 32, 0.3, "mean"
-    cfg.data.train_file, cfg.data.dev_file, cfg.data.num_workers = files["corpus"], files["dev"], 0
+    cfg.data.train_file, cfg.data.dev_file = files["corpus"], files["dev"]
     t = cfg.training
     t.output_dir, t.batch_size, t.max_steps, t.eval_steps = os.path.join(work, "run"), args.batch_size, args.steps, 50
     t.epochs = 1000  # --steps decides the length

@@ -57,10 +57,13 @@ def run(args: argparse.Namespace) -> int:
 
     result = train(cfg)
     if result.stopped_by == "signal":
-        return 143
+        return 128 + result.signal  # as a shell reports a process the signal ended
     if result.stopped_by == "nonfinite":
         return 1
-    where = result.best_dir or result.output_dir
-    score = f", best dev {100 * result.best_score:.2f}" if result.best_score is not None else ""
-    print(f"done: {result.steps} steps ({result.stopped_by}){score}; model in {where}")
+    from accelerate import PartialState
+
+    if PartialState().is_main_process:  # one line for a DDP run, not one per rank
+        where = result.best_dir or result.output_dir
+        score = f", best dev {100 * result.best_score:.2f}" if result.best_score is not None else ""
+        print(f"done: {result.steps} steps ({result.stopped_by}){score}; model in {where}")
     return 0

@@ -12,7 +12,9 @@ lengths, so length stops being a cue the contrastive loss could use (docs/design
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -109,11 +111,43 @@ class Collate:
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
-def _ignore_stop_signals(_worker_id: int) -> None:
-    """Workers ignore SIGTERM/SIGINT sent to the whole process group (Ctrl-C, SLURM, Kubernetes): the main
-    process then saves a checkpoint and shuts them down, instead of failing on a dead worker."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _worker_signals(_worker_id: int) -> None:
+    """Workers outlive a stop signal sent to the whole process group (Ctrl-C, SLURM, Kubernetes): torch's main
+    process raises as soon as a worker dies by a signal, so the run could not save its checkpoint. Only the
+    group's signals are ignored, though: SIGTERM from the main process itself (multiprocessing terminating
+    its daemonic children at interpreter exit, or torch stopping a worker that did not exit in time) still
+    ends the worker, so a leftover worker can never keep the main process from exiting.
+
+    Python handlers cannot see who sent a signal, so a thread takes SIGTERM with sigwaitinfo and compares the
+    sender with the parent. Where sigwaitinfo is missing (macOS, Windows), torch's own handler stays: no
+    immunity, and no hang either.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not hasattr(signal, "sigwaitinfo"):
+        return
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, lambda *_: None)  # a thread that did not block it only sees a no-op
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by every thread started later
+
+    def wait_for_sigterm() -> None:
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid == parent:
+                os._exit(0)
+
+    threading.Thread(target=wait_for_sigterm, name="kodiffcse-sigterm", daemon=True).start()
+
+
+def shut_down_workers(loader: torch.utils.data.DataLoader) -> None:
+    """Stop the loader's worker processes now, as the iterator's destructor would.
+
+    Persistent workers live as long as the loader. Left to garbage collection they can outlive train(): a
+    caught exception's traceback in a reference cycle (third-party imports inside train() leave some) holds
+    train()'s frame through f_back, so the loader dies only at the next full collection, which may not come
+    before interpreter exit. torch has no public call for this; `_shutdown_workers` is what its `__del__` runs.
+    """
+    iterator, loader._iterator = getattr(loader, "_iterator", None), None
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
 
 
 def make_loader(corpus: LineCorpus, tokenizer, batch_size: int, max_len: int, seed: int, group_by_length: bool,
@@ -127,6 +161,6 @@ def make_loader(corpus: LineCorpus, tokenizer, batch_size: int, max_len: int, se
         num_workers=num_workers, pin_memory=pin_memory, persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers else None,
         generator=torch.Generator().manual_seed(seed + rank),
-        worker_init_fn=_ignore_stop_signals if num_workers else None,
+        worker_init_fn=_worker_signals if num_workers else None,
     )
     return loader, sampler

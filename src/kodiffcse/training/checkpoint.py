@@ -16,7 +16,7 @@ import re
 import shutil
 from dataclasses import asdict, dataclass
 
-from ..atomic import TMP_PREFIX, recover_dir, replace_dir
+from ..atomic import TMP_PREFIX, as_os_error, recover_dir, replace_dir
 from ..errors import UserError
 
 CHECKPOINTS = "checkpoints"
@@ -98,10 +98,12 @@ def save_checkpoint(accelerator, output_dir: str, state: TrainState, scheduler, 
                     doomed = os.path.join(root, f"{TMP_PREFIX}delete-{step}")
                     os.replace(stale, doomed)
                     shutil.rmtree(doomed, ignore_errors=True)
-    except OSError as exc:
+    except Exception as exc:
+        if as_os_error(exc) is None:
+            raise
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-        raise _disk_error(exc, final) from None
+        raise _disk_error(as_os_error(exc), final) from None
     accelerator.wait_for_everyone()
     return final
 

@@ -6,6 +6,7 @@ Evaluation and exports run on the main process; the others wait.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..config import TrainConfig
-from ..data.batching import make_loader
+from ..data.batching import make_loader, shut_down_workers
 from ..data.corpus import LineCorpus
 from ..data.sts import STSData, read_sts
 from ..errors import UserError
@@ -44,6 +45,7 @@ class TrainResult:
     steps: int
     stopped_by: str  # "completed", "max_steps", "early_stopping", "signal", "nonfinite"
     test_scores: dict | None = None
+    signal: int | None = None  # the signal that stopped the run, when stopped_by is "signal"
 
 
 class _Stop(Exception):
@@ -117,8 +119,11 @@ class _SignalGuard:
         if self.received is not None:  # a second signal: stop now, without the checkpoint
             raise KeyboardInterrupt
         self.received = signum
-        os.write(2, f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step "
-                    f"(send it again to stop at once)\n".encode())
+        try:
+            os.write(2, f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step "
+                        f"(send it again to stop at once)\n".encode())
+        except OSError:  # stderr is a pipe whose reader died with the same Ctrl-C; the checkpoint matters more
+            pass
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
@@ -157,7 +162,24 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
 
 
 def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
-    """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored."""
+    """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored.
+
+    However the run ends (done, a signal, an exception), what it started is stopped before this returns:
+    a process must never wait at exit on data-loader workers left to garbage collection.
+    """
+    with contextlib.ExitStack() as cleanup:
+        return _train(cfg, accelerator, cleanup)
+
+
+def _distributed_launch_on_cpu() -> bool:
+    """torchrun or `accelerate launch` on a machine without an accelerator: Accelerate then needs cpu=True to
+    join the process group (gloo); without it each rank trains alone, as DistributedType.NO."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
+    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
+    return launched and not has_accelerator
+
+
+def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list, set_seed
     from tqdm.auto import tqdm
@@ -182,7 +204,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     trackers = [x.strip() for x in t.log_with.split(",") if x.strip() and x.strip() != "none"]
     accelerator = accelerator or Accelerator(
         mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
-        log_with=trackers or None, project_dir=t.output_dir,
+        log_with=trackers or None, project_dir=t.output_dir, cpu=_distributed_launch_on_cpu(),
     )
     if accelerator.is_main_process:
         recover(t.output_dir, t.best_name)  # what a kill interrupted: a best/ swap, unfinished .tmp-* dirs
@@ -221,6 +243,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     loader, sampler = make_loader(corpus, tokenizer, t.batch_size, m.max_len, t.seed, d.group_by_length,
                                   d.num_workers, accelerator.process_index, world,
                                   pin_memory=accelerator.device.type == "cuda")
+    cleanup.callback(shut_down_workers, loader)
     # Not prepared by Accelerate: the sampler already shards deterministically, and the scheduler
     # already counts per-process optimizer steps.
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -423,6 +446,6 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
             print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
     accelerator.end_training()
     return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,
-                       stopped_by, test_scores)
+                       stopped_by, test_scores, guard.received if stopped_by == "signal" else None)
 
 
