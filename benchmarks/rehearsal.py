@@ -323,6 +323,7 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=3600, help="seconds any one process may run")
     p.add_argument("--exit-grace", type=float, default=60, help="seconds a process may run after its final line")
     p.add_argument("--quiet", action="store_true", help="do not echo the processes' output")
+    p.add_argument("--logs", default=None, help="copy every process's output log into this folder")
     p.add_argument("--json", dest="json_out")
     args = p.parse_args(argv)
     dev, test = os.path.join(args.korsts, "sts-dev.tsv"), os.path.join(args.korsts, "sts-test.tsv")
@@ -412,9 +413,10 @@ def main(argv=None) -> int:
     scores_file = run_dir / "test_scores.json"
     if scores_file.exists():
         scores = json.load(open(scores_file, encoding="utf-8"))["results"][0]
-        result["test"] = {"pairs": scores["pairs"], "cosine_spearman_x100": scores["scores_x100"]["cosine_spearman"],
-                          "note": "random-init model: plumbing, not quality"}
-    st_line = next((p for _, p in reversed(steps["sentence_transformers"].pieces) if p.startswith('{"sentences"')), None)
+        result["test"] = {"pairs": scores["pairs"], "note": "random-init model: plumbing, not quality",
+                          "cosine_spearman_x100": scores["scores_x100"]["cosine_spearman"]}
+    st_pieces = steps["sentence_transformers"].pieces
+    st_line = next((p for _, p in reversed(st_pieces) if p.startswith('{"sentences"')), None)
     if st_line:
         result["sentence_transformers"] = json.loads(st_line)
     if gpu:
@@ -433,16 +435,16 @@ def main(argv=None) -> int:
               f"{'-' if lag is None else f'{lag:.1f}'} | {r['wall_s']:.1f} | {r['peak_rss_gib']:.2f} |"
               + (f" {r.get('peak_gpu_mem_gib_nvidia_smi', 0):.1f} |" if gpu else ""))
     fmt = lambda v, f=".2f": "-" if v is None else format(v, f)  # noqa: E731
+    mib = lambda key: fmt(result[key] and result[key] / 2 ** 20, ".0f")  # noqa: E731
     ckpt = result["checkpoint_bytes"] or {}
     print(f"\nmedian step {fmt(result['median_step_s'])} s ({fmt(result['sentences_per_s'], '.1f')} sentences/s, "
-          f"{len(step_s)} steps; mean {fmt(result['mean_step_s'])} s); time to first step {fmt(result['time_to_first_step_s'], '.1f')} s "
+          f"{len(step_s)} steps; mean {fmt(result['mean_step_s'])} s); "
+          f"time to first step {fmt(result['time_to_first_step_s'], '.1f')} s "
           f"(resumed: {fmt(result['time_to_first_step_resumed_s'], '.1f')} s); dev evaluation "
           f"{', '.join(f'{s:.1f}' for s in dev_eval_s) or '-'} s ({result['dev_pairs']} pairs)")
     print(f"on disk: checkpoints {', '.join(f'{k} {v / 2**20:.0f} MiB' for k, v in ckpt.items()) or '-'}; "
-          f"best/ {fmt(result['best_bytes'] and result['best_bytes'] / 2**20, '.0f')} MiB; "
-          f"onnx/ {fmt(result['onnx_bytes'] and result['onnx_bytes'] / 2**20, '.0f')} MiB; output/ in all "
-          f"{fmt(result['output_dir_bytes'] and result['output_dir_bytes'] / 2**20, '.0f')} MiB, the free-space "
-          f"check asks for {fmt(result['free_space_check_bytes'] and result['free_space_check_bytes'] / 2**20, '.0f')} MiB")
+          f"best/ {mib('best_bytes')} MiB; onnx/ {mib('onnx_bytes')} MiB; output/ in all {mib('output_dir_bytes')} "
+          f"MiB, the free-space check asks for {mib('free_space_check_bytes')} MiB")
     if "sentence_transformers" in result:
         st = result["sentence_transformers"]
         print(f"SentenceTransformer(best): {st['sentences']} sentences, dim {st['dim']}, "
@@ -451,6 +453,10 @@ def main(argv=None) -> int:
     if gpu:
         print(f"peak GPU memory (nvidia-smi, training processes): {result['peak_gpu_mem_gib']:.1f} GiB")
     emit(result, args.json_out)
+    if args.logs:
+        os.makedirs(args.logs, exist_ok=True)
+        for name in processes:
+            shutil.copy(work / f"{name}.log", os.path.join(args.logs, f"{name}.log"))
     if not (args.keep or args.work):
         shutil.rmtree(work, ignore_errors=True)
     ok = all(r["exit_code"] == 0 and r["exited_by_itself"] and not r["left_processes_behind"]

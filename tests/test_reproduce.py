@@ -64,4 +64,5 @@ def test_smoke_mode_trains_every_row_and_writes_the_reference_table(tmp_path):
     md = (out / "results" / "results.md").read_text(encoding="utf-8")
     assert "SMOKE RUN" in md and "| Model | Average | Cosine Pearson |" in md
     assert "| KoDiffCSE-RoBERTa (reference, per-batch) | 75.65 |" in md
-    assert f"| KoDiffCSE-RoBERTa (kodiffcse, whole set) | {rows['diffcse-roberta']['whole_set_x100']['average']:.2f} |" in md
+    average = rows["diffcse-roberta"]["whole_set_x100"]["average"]
+    assert f"| KoDiffCSE-RoBERTa (kodiffcse, whole set) | {average:.2f} |" in md

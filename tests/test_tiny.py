@@ -26,7 +26,7 @@ def test_klue_tokenizer_has_klues_layout_and_exact_size(tmp_path, sample):
     assert len(tok) == 3000  # the sample gives fewer tokens: the rest are fillers
     ids = {t: tok.convert_tokens_to_ids(t) for t in ("[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]")}
     assert ids == {"[CLS]": 0, "[PAD]": 1, "[SEP]": 2, "[UNK]": 3, "[MASK]": 4}
-    assert (tok.cls_token_id, tok.pad_token_id, tok.sep_token_id, tok.unk_token_id, tok.mask_token_id) == (0, 1, 2, 3, 4)
+    assert [tok.cls_token_id, tok.pad_token_id, tok.sep_token_id, tok.unk_token_id, tok.mask_token_id] == [0, 1, 2, 3, 4]
     assert (tok.bos_token, tok.eos_token) == ("[CLS]", "[SEP]")
     vocab = (tmp_path / "vocab.txt").read_text(encoding="utf-8").splitlines()
     assert len(vocab) == 3000 and vocab[:5] == ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
