@@ -47,11 +47,21 @@ def tiny(tmp_path_factory, sample):
     return paths
 
 
+IN_PROCESS = [
+    "--num-workers", "0",  # forking 2 workers out of the pytest process costs about a second per run
+    "--log-with", "none",  # TensorBoard's event files are not what these tests check
+]
+
+
 def train_argv(tiny, sample, out, *extra, **options):
     """`kodiffcse train` arguments for the tiny models and the sample corpus; `max_steps=4` adds
-    `--max-steps 4`, and a later repeat of an option overrides an earlier one, as argparse reads it."""
+    `--max-steps 4`, and a later repeat of an option overrides an earlier one, as argparse reads it.
+
+    For in-process runs (`main(argv)` inside pytest) only: IN_PROCESS overrides two defaults, with reasons.
+    The defaults themselves run end to end, in subprocesses, in test_cli_e2e.py and test_ddp.py.
+    """
     argv = ["train", "--model", tiny["roberta"], "--generator", tiny["roberta-gen"], "--train-file", sample["corpus"],
-            "--output-dir", str(out), "--num-workers", "0", "--log-with", "none"]
+            "--output-dir", str(out), *IN_PROCESS]
     for key, value in options.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv + list(extra)
@@ -75,9 +85,10 @@ def tiny_config(tiny, sample, out_dir, **overrides):
 
     cfg = TrainConfig()
     cfg.model.model, cfg.model.generator, cfg.model.max_len = tiny["roberta"], tiny["roberta-gen"], 32
-    cfg.data.train_file, cfg.data.dev_file, cfg.data.num_workers = sample["corpus"], sample["dev"], 0
+    cfg.data.train_file, cfg.data.dev_file = sample["corpus"], sample["dev"]
     t = cfg.training
-    t.output_dir, t.batch_size, t.max_steps, t.eval_steps, t.lr, t.log_with = str(out_dir), 8, 4, 2, 1e-3, "none"
+    t.output_dir, t.batch_size, t.max_steps, t.eval_steps, t.lr = str(out_dir), 8, 4, 2, 1e-3  # tiny and short
+    cfg.data.num_workers, t.log_with = 0, "none"  # in-process: as IN_PROCESS, for the same reasons
     for key, value in overrides.items():
         section = next(s for s in (cfg.model, cfg.data, cfg.training) if hasattr(s, key))
         setattr(section, key, value)

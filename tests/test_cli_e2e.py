@@ -112,6 +112,18 @@ def test_defaults_complete_an_epoch_and_exit(tiny, sample, tmp_path):
     assert (out / "best" / "modules.json").is_file() and metrics_steps(out, "dev/cosine_spearman") == [0, 4]
 
 
+def test_default_evaluation_interval_and_checkpoint_limit(tiny, sample, tmp_path):
+    from kodiffcse.training.checkpoint import list_checkpoints
+
+    out = tmp_path / "run"
+    r = run(train_cmd(tiny, sample, out, "--batch-size", "4"))  # 150 steps: past the default 125-step interval
+    assert r.code == 0, r.err[-3000:]
+    exited_promptly(r)
+    assert "done: 150 steps (completed)" in r.out
+    assert metrics_steps(out, "dev/cosine_spearman") == [0, 125, 150]
+    assert [step for step, _ in list_checkpoints(str(out))] == [125, 150]  # --save-total-limit 2, at evaluations
+
+
 def test_max_steps_with_a_test_file_exits(tiny, sample, tmp_path):
     out = tmp_path / "run"
     r = run(train_cmd(tiny, sample, out, "--max-steps", "3", "--eval-steps", "2",  # a partial epoch, two evaluations
