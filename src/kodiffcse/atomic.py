@@ -73,6 +73,7 @@ def atomic_dir(final: str) -> Iterator[str]:
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.path.basename(final)}-", dir=parent)
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result must read like an ordinary mkdir's
     try:
         yield tmp
         replace_dir(tmp, final)
@@ -87,10 +88,14 @@ def temp_beside(path: str | os.PathLike, suffix: str = "") -> str:
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.path.basename(path)}-", suffix=suffix,
                                dir=os.path.dirname(path) or ".")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+    return tmp
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-    return tmp
+    return umask
 
 
 @contextmanager

@@ -159,9 +159,20 @@ class SentenceEncoder:
         if not corpus:
             raise UserError("the corpus to index is empty")
         vectors = self.encode(corpus, batch_size=batch_size, normalize=True, show_progress=show_progress)
-        self.index = VectorIndex(vectors, corpus, backend=backend,
-                                 meta={"model": self.name_or_path, "pooler": self.pooler, "max_len": self.max_len})
+        self.index = VectorIndex(vectors, corpus, backend=backend, meta={"model": self.name_or_path, **self.fingerprint()})
         return self.index
+
+    def fingerprint(self) -> dict:
+        """What decides the vectors, by content: a path says nothing once the dir behind it is replaced, and
+        the same model reached by two paths (a run dir and its best/) is still the same model."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return {"weights_sha256": digest.hexdigest(), "pooler": self.pooler, "max_len": self.max_len,
+                "prefix": self.prefix}
 
     def load_index(self, path: str, backend: str = "auto"):
         """Reuse an index written by index.save(path) (or `kodiffcse search --index`)."""
@@ -171,6 +182,11 @@ class SentenceEncoder:
         dim = self.model.config.hidden_size
         if index.dim != dim:
             raise UserError(f"the index holds {index.dim}-dimensional vectors, this model makes {dim}", path=path)
+        differ = [key.replace("_sha256", "") for key, value in self.fingerprint().items()
+                  if index.meta.get(key, "") != value]
+        if differ:
+            raise UserError(f"the index was built with another model ({', '.join(differ)} differ); rebuild it "
+                            "(kodiffcse search --rebuild, or build_index)", path=path)
         self.index = index
         return index
 
