@@ -69,3 +69,60 @@ def test_an_index_is_tied_to_the_model_content_not_its_path(model_dir, other_mod
     # The same weights with another pooler make other vectors too.
     err = one_line_error(capsys, search_argv(str(run / "best"), index, sample["corpus"], "--pooler", "cls"), "search")
     assert "pooler" in err and "weights" not in err
+
+
+def test_a_run_dir_overwritten_resumed_and_published(tiny, sample, tmp_path, capsys):
+    """Overwrite leaves nothing of the old run; `--resume --output-dir DIR` alone continues the new one; what
+    best/ publishes is complete and holds no private path."""
+    import subprocess
+    import sys
+
+    from conftest import train_argv
+
+    out = tmp_path / "run"
+    first = train_argv(tiny, sample, out, dev_file=sample["dev"], test_file=sample["test"], max_steps=6,
+                       eval_steps=3, batch_size=8, max_len=32, log_with="tensorboard")
+    log = tmp_path / "train.log"
+    with open(log, "w") as fh:  # a log file, not a terminal
+        subprocess.run([sys.executable, "-m", "kodiffcse.cli", *first], stdout=fh, stderr=subprocess.STDOUT, check=True)
+    text = log.read_text(encoding="utf-8")
+    assert "\r" not in text and "" not in text.splitlines(), "progress redraws or blank lines in the log"
+    assert "training diffcse: encoder" in text and "(600 sentences); 6 steps of 8 sentences" in text
+    assert "step 3/6: dev cosine_spearman" in text
+
+    best = out / "best"
+    card = (best / "README.md").read_text(encoding="utf-8")
+    assert "| test | sts-test.tsv |" in card, "the card has the test row without `export card`"
+    assert "model trained with unsupervised DiffCSE (kodiffcse) on the unlabeled corpus `corpus.txt`. It maps" in card
+    for key in ("@inproceedings{chuang2022diffcse", "@inproceedings{gao2021simcse", "@misc{kodiffcse",
+                "@article{ham2020kornli"):
+        assert key in card
+    assert "- Datasets: \n" not in card
+    published = [card, (best / "kodiffcse_config.json").read_text(encoding="utf-8"),
+                 (best / "dev_scores.json").read_text(encoding="utf-8")]
+    assert not [p for p in published if str(tmp_path) in p], "a local path in what gets published"
+    assert json.loads(published[2])["dev_file"] == "sts-dev.tsv"
+    assert os.path.isdir(out / "kodiffcse") and (out / "test_scores.json").is_file()
+
+    second = train_argv(tiny, sample, out, "--overwrite-output-dir", dev_file=sample["dev"], max_steps=2,
+                        eval_steps=2, batch_size=8, max_len=32)
+    assert main(second) == 0
+    assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint-2"]
+    assert not (out / "kodiffcse").exists() and not (out / "test_scores.json").exists(), "the old run's events/scores"
+    capsys.readouterr()
+
+    assert main(["train", "--resume", "--output-dir", str(out), "--max-steps", "4"]) == 0  # the README's command
+    printed = capsys.readouterr().out
+    assert f"resumed from {out / 'checkpoints' / 'checkpoint-2'} at step 2" in printed
+    assert "done: 4 steps" in printed
+    assert sorted(os.listdir(out / "checkpoints")) == ["checkpoint-2", "checkpoint-4"]
+    assert json.loads((best / "dev_scores.json").read_text(encoding="utf-8"))["step"] in (2, 4)
+
+
+def test_a_failed_train_leaves_no_empty_output_dir(tiny, sample, tmp_path, capsys):
+    from conftest import train_argv
+
+    argv = train_argv(tiny, sample, tmp_path / "out", max_steps=1)
+    argv[argv.index("--model") + 1] = str(tmp_path / "no-such-model")
+    assert "no such directory" in one_line_error(capsys, argv, "train")
+    assert not (tmp_path / "out").exists()

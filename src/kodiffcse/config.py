@@ -14,6 +14,8 @@ from typing import Any, get_args, get_origin
 
 from .errors import UserError
 
+CONFIG_FILE = "kodiffcse_config.json"  # in the output dir (absolute paths, for --resume) and in best/ (basenames)
+
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None, aliases: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases})
@@ -56,7 +58,7 @@ class DataConfig:
 @dataclass
 class TrainingConfig:
     output_dir: str = _opt("output", "where checkpoints, logs and best/ go")
-    overwrite_output_dir: bool = _opt(False, "allow a non-empty output dir (checkpoints in it are replaced)")
+    overwrite_output_dir: bool = _opt(False, "start a new run in a used output dir: the old run's checkpoints, best model, logs and scores are deleted first")
     best_name: str = _opt("best", "name of the best-model folder inside output_dir", aliases=("--ckpt",))
     batch_size: int = _opt(128, "sentences per step per process", aliases=("--batch_size",))
     epochs: int = _opt(1, "passes over the corpus")
@@ -120,9 +122,21 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         return cls(**{name: tp(**data.get(name, {})) for name, tp in _SECTION_TYPES.items()})
 
+    def with_paths(self, rename) -> "TrainConfig":
+        """A copy whose file and local model paths went through `rename` (Hub ids and layers:N stay): absolute
+        in the run's own config, so `--resume` works from any directory; basenames in what is published."""
+        copy = TrainConfig.from_dict(self.to_dict())
+        for section, attr in (("model", "model"), ("model", "generator"), ("data", "train_file"),
+                              ("data", "dev_file"), ("data", "test_file"), ("training", "output_dir")):
+            value = getattr(getattr(copy, section), attr)
+            if value and os.path.exists(value):
+                setattr(getattr(copy, section), attr, rename(value))
+        return copy
+
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=2)
+        from .atomic import atomic_write
+
+        atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
 
     @classmethod
     def load(cls, path: str) -> "TrainConfig":

@@ -12,3 +12,8 @@ class UserError(Exception):
         super().__init__(where + message)
         self.path = path
         self.line = line
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 sentence', '2,888 sentences': numbers in messages, with thousands separators and the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

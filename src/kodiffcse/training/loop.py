@@ -11,18 +11,21 @@ import math
 import os
 import shutil
 import signal
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 import torch
 
-from ..atomic import atomic_write
-from ..config import TrainConfig
+from ..atomic import TMP_PREFIX, atomic_write
+from ..config import CONFIG_FILE, TrainConfig
 from ..data.batching import make_loader
 from ..data.corpus import LineCorpus
 from ..data.sts import STSData, read_sts
-from ..errors import UserError
+from ..errors import UserError, count
 from ..evaluation import evaluate_encoder, markdown_table
+from ..export.model_card import TEST_SCORES_FILE, write_model_card
 from ..export.sentence_transformers import save_sentence_model
 from ..inference import SentenceEncoder
 from ..modeling.diffcse import DiffCSEModel
@@ -30,10 +33,11 @@ from ..modeling.discriminator import ConditionalDiscriminator
 from ..modeling.generator import load_generator
 from ..modeling.heads import projection_for
 from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
+from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
 from .curves import plot_training_curves
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "kodiffcse"  # the project name given to init_trackers: Accelerate logs under it
 
 
 @dataclass
@@ -68,6 +72,29 @@ def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
         raise UserError(f"output dir is not writable: {exc.strerror or exc}", path=out) from None
 
 
+def clear_previous_run(out: str, best_name: str) -> None:
+    """Take away everything an earlier run wrote (checkpoints, best model, logs, scores), and nothing else.
+
+    Each piece is renamed into one hidden folder first and that folder is deleted: `--resume` can never
+    find the old run's checkpoints beside the new ones, and a kill half-way leaves only a `.tmp-*` folder
+    that the next start removes."""
+    previous = os.path.join(out, CONFIG_FILE)
+    names = {CHECKPOINTS, best_name, METRICS_FILE, CONFIG_FILE, TEST_SCORES_FILE, "training_curves.png",
+             TENSORBOARD_DIR}
+    if os.path.isfile(previous):
+        try:
+            names.add(TrainConfig.load(previous).training.best_name)  # the old run's --best-name
+        except (OSError, ValueError, TypeError):
+            pass
+    doomed = [os.path.join(out, n) for n in sorted(names) if os.path.lexists(os.path.join(out, n))]
+    if not doomed:
+        return
+    trash = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}previous-run-", dir=out)
+    for path in doomed:
+        os.replace(path, os.path.join(trash, os.path.basename(path)))
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def _check_free_space(out: str, n_params: int, keep: int) -> None:
     """Weights + two AdamW moments per checkpoint, plus best/, with a 20% margin."""
     need = int(n_params * 4 * (3 * (keep + 1) + 1) * 1.2)
@@ -90,6 +117,15 @@ def _truncate_metrics(path: str, step: int) -> None:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill
     atomic_write(path, "".join(kept))
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n:,}"
+
+
+def _published(path: str | None) -> str | None:
+    """A local path as it may appear in a shared model: its last component."""
+    return os.path.basename(os.path.normpath(path)) if path and os.path.exists(path) else path
 
 
 def _mixed_precision(choice: str) -> str:
@@ -158,11 +194,6 @@ def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> t
 
 def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored."""
-    from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list, set_seed
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
-
     cfg.validate()
     m, d, t = cfg.model, cfg.data, cfg.training
     resume_path = t.resume_from
@@ -172,8 +203,23 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
             raise UserError("--resume: no checkpoint to resume from", path=os.path.join(t.output_dir, "checkpoints"))
     if resume_path and not os.path.isdir(resume_path):
         raise UserError("no such checkpoint dir", path=resume_path)
+    created = not os.path.exists(t.output_dir)
     _check_output_dir(cfg, resuming=resume_path is not None)
+    try:
+        return _train(cfg, accelerator, resume_path)
+    except BaseException:
+        if created and os.path.isdir(t.output_dir) and not os.listdir(t.output_dir):
+            os.rmdir(t.output_dir)  # a run that failed before writing anything leaves nothing behind
+        raise
 
+
+def _train(cfg: TrainConfig, accelerator, resume_path: str | None) -> TrainResult:
+    from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list, set_seed
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    m, d, t = cfg.model, cfg.data, cfg.training
     # Read and validate the data before any model is loaded.
     corpus = LineCorpus(d.train_file)
     dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
@@ -192,7 +238,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     world = accelerator.num_processes
     batches_per_epoch = len(corpus) // t.batch_size // world
     if batches_per_epoch < t.gradient_accumulation_steps:
-        raise UserError(f"the corpus has {len(corpus)} sentences: fewer than one optimizer step of "
+        raise UserError(f"the corpus has {count(len(corpus), 'sentence')}: fewer than one optimizer step of "
                         f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
     steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
     run_keys = {"seed": t.seed, "batch_size": t.batch_size, "world_size": world, "corpus_sentences": len(corpus),
@@ -227,16 +273,24 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     if generator is not None:
         generator.to(accelerator.device)
 
+    accumulation = f" x {t.gradient_accumulation_steps} accumulated" if t.gradient_accumulation_steps > 1 else ""
+    accelerator.print(
+        f"training {m.objective}: encoder {m.model} ({_millions(sum(p.numel() for p in encoder.parameters()))} "
+        "parameters)" + (f", generator {m.generator}" if generator is not None else "")
+        + f"; corpus {d.train_file} ({count(len(corpus), 'sentence')}); {count(total_steps, 'step')} of "
+        f"{t.batch_size * t.gradient_accumulation_steps * world} sentences ({t.batch_size}{accumulation} x "
+        f"{count(world, 'process', 'processes')}); {accelerator.device}, "
+        f"precision {accelerator.mixed_precision}")
     state = TrainState()
     if resume_path:
         state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
         accelerator.print(f"resumed from {resume_path} at step {state.step}")
         if accelerator.is_main_process:
             _truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
-    elif accelerator.is_main_process and os.path.exists(os.path.join(t.output_dir, METRICS_FILE)):
-        os.remove(os.path.join(t.output_dir, METRICS_FILE))  # --overwrite-output-dir: a fresh log
+    elif accelerator.is_main_process:
+        clear_previous_run(t.output_dir, t.best_name)  # --overwrite-output-dir: nothing of the old run survives
     if accelerator.is_main_process:
-        cfg.save(os.path.join(t.output_dir, "kodiffcse_config.json"))
+        cfg.with_paths(os.path.abspath).save(os.path.join(t.output_dir, CONFIG_FILE))
     if trackers:
         accelerator.init_trackers("kodiffcse", config=_flat_config(cfg))
     logger = _Logger(accelerator, t.output_dir)
@@ -250,6 +304,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     buffers = [b for mod in raw.modules() if getattr(mod, "track_running_stats", False)
                for b in mod.buffers(recurse=False)]
     best_dir = os.path.join(t.output_dir, t.best_name)
+    published_config = cfg.with_paths(_published).to_dict()  # best/ is what gets shared: no private paths
 
     def evaluate_dev() -> dict | None:
         """Main process scores the dev set; every process learns the score."""
@@ -264,8 +319,8 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
 
     def export_best(scores: dict | None) -> None:
         if accelerator.is_main_process:
-            payload = {"step": state.step, "dev_file": d.dev_file, "scores": scores}
-            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, cfg.to_dict(), payload)
+            payload = {"step": state.step, "dev_file": _published(d.dev_file), "scores": scores}
+            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, published_config, payload)
         accelerator.wait_for_everyone()
 
     def run_evaluation() -> None:
@@ -282,6 +337,9 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
             export_best(scores)
         else:
             state.evals_without_improvement += 1
+        if accelerator.is_main_process:
+            progress.write(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
+                           f"(best {100 * state.best_score:.2f} at step {state.best_step})", file=sys.stderr)
         if t.patience and state.evals_without_improvement >= t.patience:
             raise _Stop("early_stopping")
 
@@ -291,8 +349,10 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         state.last_dev = step0[t.metric] if step0 else None
 
     stopped_by = "completed"
+    # A bar only on a terminal: redirected to a log, its carriage-return redraws read as blank lines. The
+    # evaluation lines below say how the run goes in both.
     progress = tqdm(total=total_steps, initial=state.step, desc="training", unit="step",
-                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+                    disable=not (accelerator.is_local_main_process and sys.stderr.isatty()), dynamic_ncols=True)
     model.train()
     sums: dict[str, torch.Tensor] = {}
     micro = 0
@@ -404,7 +464,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     if stopped_by == "signal":
         save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
         accelerator.print(f"interrupted at step {state.step}: checkpoint saved. Resume with: "
-                          f"kodiffcse train --resume --output-dir {t.output_dir} (and the same options)")
+                          f"kodiffcse train --resume --output-dir {t.output_dir}")
     elif stopped_by == "nonfinite":
         accelerator.print(f"stopped: non-finite loss at step {state.step + 1}; the last good checkpoint and "
                           f"{t.best_name}/ are kept (pass --skip-nonfinite N to skip such steps)")
@@ -418,8 +478,9 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
         if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
             enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
             test_scores = evaluate_encoder(enc, test, t.eval_batch_size)
-            atomic_write(os.path.join(t.output_dir, "test_scores.json"),
-                         json.dumps({"test_file": d.test_file, "scores": test_scores}, indent=2))
+            atomic_write(os.path.join(t.output_dir, TEST_SCORES_FILE),
+                         json.dumps({"test_file": _published(d.test_file), "scores": test_scores}, indent=2))
+            write_model_card(best_dir)  # the card gains the test row
             print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
     accelerator.end_training()
     return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,
