@@ -126,3 +126,34 @@ def test_a_failed_train_leaves_no_empty_output_dir(tiny, sample, tmp_path, capsy
     argv[argv.index("--model") + 1] = str(tmp_path / "no-such-model")
     assert "no such directory" in one_line_error(capsys, argv, "train")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_hub_name_without_network_fails_in_seconds_and_a_cached_one_loads(tiny, tmp_path):
+    """No Hub (HF_ENDPOINT on a closed local port, HF_HUB_OFFLINE unset): one line that says what to do, in
+    seconds instead of huggingface_hub's ~50 s of retries; a model already in the cache loads from it."""
+    import subprocess
+    import sys
+    import time
+
+    snapshot = tmp_path / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny["roberta"], snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HUB_CACHE=str(tmp_path / "hub"))
+
+    def kodiffcse(*argv):
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "kodiffcse.cli", *argv], env=env, capture_output=True,
+                              text=True, timeout=60)
+        return done, time.monotonic() - start
+
+    done, seconds = kodiffcse("similarity", "--model", "someone/not-downloaded", "가", "나")
+    assert done.returncode == 2 and seconds < 20, (done.returncode, seconds)
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "Hugging Face Hub is unreachable" in done.stderr and "HF_HUB_OFFLINE=1" in done.stderr
+    assert "local model dir" in done.stderr
+
+    done, seconds = kodiffcse("similarity", "--model", "someone/tiny", "가", "나")
+    assert done.returncode == 0 and seconds < 20, (done.stderr, seconds)
+    assert -1.0 <= float(done.stdout) <= 1.0
