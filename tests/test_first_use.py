@@ -157,3 +157,51 @@ def test_a_hub_name_without_network_fails_in_seconds_and_a_cached_one_loads(tiny
     done, seconds = kodiffcse("similarity", "--model", "someone/tiny", "가", "나")
     assert done.returncode == 0 and seconds < 20, (done.stderr, seconds)
     assert -1.0 <= float(done.stdout) <= 1.0
+
+
+def test_evaluate_keeps_what_it_scored_when_a_model_fails_and_labels_and_sizes_models(model_dir, sample, tmp_path,
+                                                                                         capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for run in (a, b):
+        shutil.copytree(os.path.dirname(model_dir), run)
+    (b / "checkpoints").mkdir()
+    (b / "checkpoints" / "optimizer.bin").write_bytes(b"\0" * 3_000_000)  # not part of the model
+    out = tmp_path / "scores.json"
+    argv = ["evaluate", "--model", str(a / "best"), "--model", str(tmp_path / "missing"), "--model", str(b),
+            "--data", sample["dev"], "--json", str(out)]
+    err = one_line_error(capsys, argv, "evaluate")
+    assert "missing" in err and "no such directory" in err
+    records = json.loads(out.read_text(encoding="utf-8"))["results"]
+    assert [r["model"] for r in records] == [str(a / "best"), str(b)]
+    assert records[0]["size_on_disk_bytes"] == records[1]["size_on_disk_bytes"] < 3_000_000
+    assert main(["evaluate", "--model", str(a / "best"), "--model", str(b / "best"), "--data", sample["dev"]]) == 0
+    labels = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines()
+              if line.startswith("| ") and not line.startswith("| Model") and not line.startswith("|:")]
+    assert len(labels) == 2 and labels[0] != labels[1], labels
+
+
+def test_training_choices_and_trackers_are_checked_up_front(tiny, sample, tmp_path, capsys):
+    import importlib.util
+
+    from conftest import tiny_config, train_argv
+    from kodiffcse.errors import UserError
+    from kodiffcse.training.loop import train
+
+    with pytest.raises(SystemExit):
+        main(train_argv(tiny, sample, tmp_path / "out", metric="accuracy"))
+    assert "invalid choice: 'accuracy'" in capsys.readouterr().err
+    with pytest.raises(UserError, match="--metric 'accuracy' is not one of cosine_pearson"):
+        train(tiny_config(tiny, sample, tmp_path / "api", metric="accuracy"))  # the Python API as well
+    assert not (tmp_path / "api").exists()
+    err = one_line_error(capsys, train_argv(tiny, sample, tmp_path / "out", log_with="tensorboard,mlfow"), "train")
+    assert "'mlfow' is not a tracker Accelerate supports" in err and "mlflow" in err
+    if importlib.util.find_spec("mlflow") is None:
+        err = one_line_error(capsys, train_argv(tiny, sample, tmp_path / "out", log_with="mlflow"), "train")
+        assert "pip install mlflow" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    for allowed in ("one of diffcse, simcse", "one of cls_before_pooler, mean", "one of auto, no, fp16, bf16",
+                    "one of cosine_pearson, cosine_spearman,"):
+        assert allowed in helptext

@@ -225,7 +225,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None) -> TrainResul
     dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
     test: STSData | None = read_sts(d.test_file) if d.test_file else None
 
-    trackers = [x.strip() for x in t.log_with.split(",") if x.strip() and x.strip() != "none"]
+    trackers = cfg.trackers()
     accelerator = accelerator or Accelerator(
         mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
         log_with=trackers or None, project_dir=t.output_dir,
@@ -327,9 +327,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None) -> TrainResul
         scores = evaluate_dev()
         if scores is None:
             return
-        if t.metric not in scores:
-            raise UserError(f"--metric {t.metric!r} is not one of {', '.join(sorted(scores))}")
-        value = scores[t.metric]
+        value = scores[t.metric]  # validate() checked the name
         state.last_dev = value
         logger.log({f"dev/{k}": v for k, v in scores.items()}, state.step)
         if state.best_score is None or value > state.best_score:
