@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from conftest import one_line_error
+from conftest import CORPUS, KORSTS, needs_shared, one_line_error
 from kodiffcse.cli import main
 
 
@@ -205,3 +205,52 @@ def test_training_choices_and_trackers_are_checked_up_front(tiny, sample, tmp_pa
     for allowed in ("one of diffcse, simcse", "one of cls_before_pooler, mean", "one of auto, no, fp16, bf16",
                     "one of cosine_pearson, cosine_spearman,"):
         assert allowed in helptext
+
+
+@needs_shared
+def test_tiny_models_from_ones_own_corpus_read_real_korean_and_train(tmp_path, capsys):
+    from transformers import AutoTokenizer
+
+    from kodiffcse.data.sts import read_sts
+
+    out = tmp_path / "models"
+    assert main(["tiny", "--corpus", str(CORPUS), "--out", str(out), "--layers", "2", "--hidden", "64",
+                 "--heads", "2", "--generator-layers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "25,374 sentences" in printed and f"--model {out / 'encoder'} --generator {out / 'generator'}" in printed
+    tokenizer = AutoTokenizer.from_pretrained(out / "encoder")
+    dev = read_sts(str(KORSTS / "sts-dev.tsv"))
+    ids = [i for s in dev.sentences1 for i in tokenizer(s, add_special_tokens=False)["input_ids"]]
+    assert sum(i == tokenizer.unk_token_id for i in ids) / len(ids) < 0.01, "KorSTS text should be mostly known"
+    assert "exists; pass --overwrite" in one_line_error(capsys, ["tiny", "--corpus", str(CORPUS), "--out", str(out)],
+                                                        "tiny")
+    assert main(["train", "--model", str(out / "encoder"), "--generator", str(out / "generator"), "--train-file",
+                 str(CORPUS), "--dev-file", str(KORSTS / "sts-dev.tsv"), "--output-dir", str(tmp_path / "run"),
+                 "--max-steps", "2", "--batch-size", "8", "--max-len", "32", "--num-workers", "0",
+                 "--log-with", "none"]) == 0
+
+
+def test_demo_refuses_an_ambiguous_data_dir_up_front_and_leaves_no_temporary_folder(sample, tmp_path, capsys,
+                                                                                     monkeypatch):
+    import tempfile
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("dev", "test"):
+        shutil.copy(sample[name], data / f"sts-{name}.tsv")
+    (data / "a_notes.txt").write_text("메모 한 줄.\n", encoding="utf-8")
+    shutil.copy(sample["corpus"], data / "b_corpus.txt")
+    out = tmp_path / "demo"
+    err = one_line_error(capsys, ["demo", "--data-dir", str(data), "--output-dir", str(out)], "demo")
+    assert "2 possible corpora (a_notes.txt, b_corpus.txt); name one with --corpus" in err
+    err = one_line_error(capsys, ["demo", "--data-dir", str(data), "--corpus", str(data / "a_notes.txt"),
+                                  "--output-dir", str(out)], "demo")
+    assert "a_notes.txt: the corpus has 1 sentence, fewer than one batch of 32" in err
+    assert not (out / "models").exists(), "refused before any model is built"
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert main(["demo", "--data-dir", str(data), "--corpus", str(data / "b_corpus.txt"), "--steps", "2",
+                 "--batch-size", "8"]) == 0
+    assert "pass --output-dir DIR to keep them" in capsys.readouterr().out
+    assert os.listdir(tmp_path / "tmp") == []

@@ -8,7 +8,7 @@ import sys
 from .errors import UserError
 
 # Each module defines add_parser(subparsers) and run(args); heavy imports happen inside run().
-COMMANDS = ("train", "demo", "evaluate", "data", "encode", "similarity", "search", "export")
+COMMANDS = ("train", "demo", "tiny", "evaluate", "data", "encode", "similarity", "search", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
