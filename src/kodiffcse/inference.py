@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
 from .modeling.pooling import POOLERS, pool
-from .token_ids import longest_first, sentence_token_ids
+from .token_ids import longest_first, sentence_token_ids, truncation_message
 
 _ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
 
@@ -77,6 +76,7 @@ class SentenceEncoder:
         self.name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
         self.index = None  # a search.VectorIndex once build_index or load_index ran
         self.last_truncated = 0
+        self._reported: set[str] = set()
 
     @property
     def device(self) -> torch.device:
@@ -107,17 +107,20 @@ class SentenceEncoder:
         return encoder
 
     def encode(self, sentences, batch_size: int = 64, normalize: bool = True, show_progress: bool | None = None,
-               convert_to_tensor: bool = False):
-        """float32 vectors in input order (a numpy array, or a torch tensor on request)."""
+               convert_to_tensor: bool = False, report_truncated: bool = True):
+        """float32 vectors in input order (a numpy array, or a torch tensor on request). Texts cut to max_len are
+        counted in last_truncated and, with report_truncated, reported as one line (once per encoder for the same
+        numbers)."""
         from tqdm.auto import tqdm
 
         single = isinstance(sentences, str)
         sentences = [sentences] if single else list(sentences)
         ids, too_long = sentence_token_ids(self.tokenizer, sentences, self.max_len, self.prefix)
-        self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one warning
-        if too_long:
-            warnings.warn(f"{too_long} of {len(ids)} texts are longer than {self.max_len} tokens and were truncated",
-                          stacklevel=2)
+        self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one line
+        message = truncation_message(too_long, len(ids), self.max_len)
+        if too_long and report_truncated and message not in self._reported:
+            self._reported.add(message)  # the same texts again (a dev set at every evaluation): said once
+            warn(message)
         order = longest_first(ids)
         out = torch.empty(len(ids), self.model.config.hidden_size, dtype=torch.float32)
         was_training = self.model.training

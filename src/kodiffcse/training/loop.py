@@ -306,12 +306,13 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None) -> TrainResul
     best_dir = os.path.join(t.output_dir, t.best_name)
     published_config = cfg.with_paths(_published).to_dict()  # best/ is what gets shared: no private paths
 
+    dev_encoder = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)  # one: says truncation once
+
     def evaluate_dev() -> dict | None:
         """Main process scores the dev set; every process learns the score."""
         scores = None
         if accelerator.is_main_process and dev is not None:
-            enc = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)
-            scores = evaluate_encoder(enc, dev, t.eval_batch_size)
+            scores = evaluate_encoder(dev_encoder, dev, t.eval_batch_size)
         box = [scores]
         if world > 1:
             broadcast_object_list(box)
