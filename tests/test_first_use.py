@@ -254,3 +254,16 @@ def test_demo_refuses_an_ambiguous_data_dir_up_front_and_leaves_no_temporary_fol
                  "--batch-size", "8"]) == 0
     assert "pass --output-dir DIR to keep them" in capsys.readouterr().out
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_onnx_export_needs_overwrite_and_publishes_no_local_path(model_dir, tmp_path, capsys, umask_022):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "onnx"
+    assert main(["export", "onnx", "--model", model_dir, "--out", str(out)]) == 0
+    assert modes(str(out)) == {("dir", 0o755), ("file", 0o644)}
+    assert json.loads((out / "kodiffcse_onnx.json").read_text())["source"] == "best"
+    before = (out / "model.onnx").stat().st_mtime_ns
+    err = one_line_error(capsys, ["export", "onnx", "--model", model_dir, "--out", str(out)], "export")
+    assert "output exists; pass --overwrite" in err and (out / "model.onnx").stat().st_mtime_ns == before
+    assert main(["export", "onnx", "--model", model_dir, "--out", str(out), "--overwrite", "--no-check"]) == 0
