@@ -282,5 +282,5 @@ def test_download_latest_from_a_local_mirror(small_dump, tmp_path, monkeypatch, 
     # no mirror reachable now: a one-line error, not a traceback
     capsys.readouterr()
     monkeypatch.setenv("KODIFFCSE_WIKI_MIRROR", "http://127.0.0.1:9")
-    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(out)], "data")
+    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(tmp_path / "other.txt")], "data")
     assert "cannot reach Wikimedia dumps" in err
