@@ -267,3 +267,47 @@ def test_onnx_export_needs_overwrite_and_publishes_no_local_path(model_dir, tmp_
     err = one_line_error(capsys, ["export", "onnx", "--model", model_dir, "--out", str(out)], "export")
     assert "output exists; pass --overwrite" in err and (out / "model.onnx").stat().st_mtime_ns == before
     assert main(["export", "onnx", "--model", model_dir, "--out", str(out), "--overwrite", "--no-check"]) == 0
+
+
+def test_messages_a_new_user_meets(tiny, sample, tmp_path, capsys, monkeypatch):
+    # --version
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    from kodiffcse import __version__
+
+    assert capsys.readouterr().out.strip() == f"kodiffcse {__version__}"
+    # a KorSTS header lacking a column is named as such, not as a 3-column file
+    bad = tmp_path / "sts-dev.tsv"
+    bad.write_text("genre\tfilename\tyear\tid\tsentence1\tsentence2\nx\ty\t2020\t1\t가\t나\n", encoding="utf-8")
+    err = one_line_error(capsys, ["evaluate", "--model", tiny["roberta"], "--data", str(bad)], "evaluate")
+    assert err.endswith("sts-dev.tsv:1: header lacks column(s) score")
+    # encode into a folder
+    text = tmp_path / "in.txt"
+    text.write_text("가\n", encoding="utf-8")
+    err = one_line_error(capsys, ["encode", "--model", tiny["roberta"], "--input", str(text), "--output",
+                                  str(tmp_path)], "encode")
+    assert "is a directory; name an output file" in err
+    # KorSTS without network points at --from
+    monkeypatch.setenv("KODIFFCSE_KORSTS_URL", "http://127.0.0.1:9")
+    err = one_line_error(capsys, ["data", "korsts", "--out", str(tmp_path / "k"), "--cache", str(tmp_path / "c"),
+                                  "--no-progress"], "data")
+    assert "download failed" in err and "pass --from DIR" in err
+    # singular counts
+    one = tmp_path / "one.txt"
+    one.write_text("한 문장.\n", encoding="utf-8")
+    assert main(["search", "--model", tiny["roberta"], "--corpus", str(one), "--query", "문장", "--index",
+                 str(tmp_path / "idx")]) == 0
+    assert "saved the index (1 sentence) to" in capsys.readouterr().err
+
+
+def test_multi_gpu_without_two_gpus_says_so(tiny, sample, tmp_path, capsys):
+    import torch
+
+    from conftest import train_argv
+
+    if torch.cuda.device_count() >= 2:
+        pytest.skip("relaunches under accelerate on this machine")
+    assert main(train_argv(tiny, sample, tmp_path / "out", "--multi_gpu", "True", max_steps=1, batch_size=4,
+                           max_len=16)) == 0
+    err = capsys.readouterr().err
+    assert f"--multi_gpu True: {torch.cuda.device_count()} GPU(s) visible, so this runs as one process" in err

@@ -5,6 +5,7 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
 from .errors import UserError
 
 # Each module defines add_parser(subparsers) and run(args); heavy imports happen inside run().
@@ -13,6 +14,7 @@ COMMANDS = ("train", "demo", "tiny", "evaluate", "data", "encode", "similarity",
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kodiffcse", description="Korean sentence embeddings with DiffCSE.")
+    parser.add_argument("--version", action="version", version=f"kodiffcse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

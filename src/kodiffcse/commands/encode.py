@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     from ..token_ids import truncation_message
     from tqdm.auto import tqdm
 
+    if os.path.isdir(args.output):
+        raise UserError("is a directory; name an output file, e.g. emb.npy or emb.jsonl", path=args.output)
     fmt = args.format or os.path.splitext(args.output)[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise UserError(f"unknown output format {fmt!r}: name the output .npy or .jsonl, or pass --format",

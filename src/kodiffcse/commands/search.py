@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from ..errors import UserError
+from ..errors import UserError, count
 from ._model import add_model_arguments, load_encoder
 
 
@@ -61,7 +61,7 @@ def _load_or_build(args, enc):
     index.meta.update(_corpus_fingerprint(args.corpus))
     if args.index:
         index.save(args.index)
-        print(f"saved the index ({len(index)} sentences) to {args.index}", file=sys.stderr)
+        print(f"saved the index ({count(len(index), 'sentence')}) to {args.index}", file=sys.stderr)
     return index
 
 

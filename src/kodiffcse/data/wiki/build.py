@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...atomic import atomic_write
-from ...errors import UserError
+from ...errors import UserError, count
 from .dump import check_dump, iter_pages
 from .filters import FilterOptions, drop_reason, exact_key, loose_key, normalize
 from .shuffle import shuffle_lines
@@ -213,7 +213,7 @@ def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: b
         _restore(part, state, dedup)
         counts.update(state["counts"])
         skip = state["pages"]
-        print(f"resuming after {skip:,} pages ({counts['kept']:,} sentences kept)", file=sys.stderr)
+        print(f"resuming after {count(skip, 'page')} ({count(counts['kept'], 'sentence')} kept)", file=sys.stderr)
     elif resume:  # as `train --resume`: a typo'd --out must not silently start over
         raise UserError("--resume: nothing to resume (no interrupted build of this output); rerun without --resume",
                         path=str(out))
