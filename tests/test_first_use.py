@@ -221,7 +221,11 @@ def test_tiny_models_from_ones_own_corpus_read_real_korean_and_train(tmp_path, c
     tokenizer = AutoTokenizer.from_pretrained(out / "encoder")
     dev = read_sts(str(KORSTS / "sts-dev.tsv"))
     ids = [i for s in dev.sentences1 for i in tokenizer(s, add_special_tokens=False)["input_ids"]]
-    assert sum(i == tokenizer.unk_token_id for i in ids) / len(ids) < 0.01, "KorSTS text should be mostly known"
+    ids += [i for s in dev.sentences2 for i in tokenizer(s, add_special_tokens=False)["input_ids"]]
+    unknown = sum(i == tokenizer.unk_token_id for i in ids) / len(ids)
+    with capsys.disabled():
+        print(f"KorSTS dev tokens mapped to [UNK]: {100 * unknown:.2f}%")  # the README's figure
+    assert unknown < 0.01, "KorSTS text should be mostly known"
     assert "exists; pass --overwrite" in one_line_error(capsys, ["tiny", "--corpus", str(CORPUS), "--out", str(out)],
                                                         "tiny")
     assert main(["train", "--model", str(out / "encoder"), "--generator", str(out / "generator"), "--train-file",

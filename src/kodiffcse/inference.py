@@ -126,10 +126,11 @@ class SentenceEncoder:
         was_training = self.model.training
         self.model.eval()
         device = self.device
-        show = len(ids) > 10 * batch_size if show_progress is None else show_progress
+        # by default a bar only for long inputs, and only on a terminal (in a log its redraws read as blank lines)
+        hide = (None if len(ids) > 10 * batch_size else True) if show_progress is None else not show_progress
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                for start in tqdm(range(0, len(ids), batch_size), desc="encoding", disable=not show, unit="batch"):
+                for start in tqdm(range(0, len(ids), batch_size), desc="encoding", disable=hide, unit="batch"):
                     rows = order[start:start + batch_size]
                     batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
