@@ -71,7 +71,7 @@ def test_an_index_is_tied_to_the_model_content_not_its_path(model_dir, other_mod
     assert "pooler" in err and "weights" not in err
 
 
-def test_a_run_dir_overwritten_resumed_and_published(tiny, sample, tmp_path, capsys):
+def test_a_run_dir_overwritten_resumed_and_published(tiny, sample, tmp_path, capsys, umask_022):
     """Overwrite leaves nothing of the old run; `--resume --output-dir DIR` alone continues the new one; what
     best/ publishes is complete and holds no private path."""
     import subprocess
@@ -98,10 +98,11 @@ def test_a_run_dir_overwritten_resumed_and_published(tiny, sample, tmp_path, cap
                 "@article{ham2020kornli"):
         assert key in card
     assert "- Datasets: \n" not in card
-    published = [card, (best / "kodiffcse_config.json").read_text(encoding="utf-8"),
-                 (best / "dev_scores.json").read_text(encoding="utf-8")]
-    assert not [p for p in published if str(tmp_path) in p], "a local path in what gets published"
-    assert json.loads(published[2])["dev_file"] == "sts-dev.tsv"
+    leaks = [f for f in best.rglob("*") if f.is_file() and str(tmp_path).encode() in f.read_bytes()]
+    assert not leaks, f"a local path in what gets published: {leaks}"
+    assert json.loads((best / "dev_scores.json").read_text(encoding="utf-8"))["dev_file"] == "sts-dev.tsv"
+    assert json.loads((best / "kodiffcse_config.json").read_text(encoding="utf-8"))["model"]["model"] == "roberta"
+    assert modes(str(out)) == {("dir", 0o755), ("file", 0o644)}, "best/ and checkpoints readable by others"
     assert os.path.isdir(out / "kodiffcse") and (out / "test_scores.json").is_file()
 
     second = train_argv(tiny, sample, out, "--overwrite-output-dir", dev_file=sample["dev"], max_steps=2,

@@ -44,8 +44,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def ordinary_permissions(path: str) -> None:
+    """Give a tree the modes a plain mkdir and open() would (umask applied): mkdtemp makes 0700, and some
+    writers (safetensors) make 0600 files, so other users on a shared machine could not read the model."""
+    umask = _umask()
+    for root, _, files in os.walk(path):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            file = os.path.join(root, name)
+            os.chmod(file, (0o666 | (os.stat(file).st_mode & 0o111)) & ~umask)
+
+
 def replace_dir(tmp: str, final: str) -> None:
     """Move a finished directory into place; the previous one survives as `final.old` until then."""
+    ordinary_permissions(tmp)
     fsync_tree(tmp)
     old = final + ".old"
     if os.path.exists(final):
@@ -73,7 +85,6 @@ def atomic_dir(final: str) -> Iterator[str]:
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.path.basename(final)}-", dir=parent)
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the result must read like an ordinary mkdir's
     try:
         yield tmp
         replace_dir(tmp, final)
