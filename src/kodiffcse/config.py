@@ -61,7 +61,8 @@ class DataConfig:
 @dataclass
 class TrainingConfig:
     output_dir: str = _opt("output", "where checkpoints, logs and best/ go")
-    overwrite_output_dir: bool = _opt(False, "start a new run in a used output dir: the old run's checkpoints, best model, logs and scores are deleted first")
+    overwrite_output_dir: bool = _opt(False, "start a new run in a used output dir: the old run's checkpoints, "
+                                             "best model, logs and scores are deleted first")
     best_name: str = _opt("best", "name of the best-model folder inside output_dir", aliases=("--ckpt",))
     batch_size: int = _opt(128, "sentences per step per process", aliases=("--batch_size",))
     epochs: int = _opt(1, "passes over the corpus")
@@ -142,7 +143,8 @@ class TrainConfig:
         in the run's own config, so `--resume` works from any directory; basenames in what is published."""
         copy = TrainConfig.from_dict(self.to_dict())
         for section, attr in (("model", "model"), ("model", "generator"), ("data", "train_file"),
-                              ("data", "dev_file"), ("data", "test_file"), ("training", "output_dir")):
+                              ("data", "dev_file"), ("data", "test_file"), ("training", "output_dir"),
+                              ("training", "resume_from")):
             value = getattr(getattr(copy, section), attr)
             if value and os.path.exists(value):
                 setattr(getattr(copy, section), attr, rename(value))

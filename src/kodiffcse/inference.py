@@ -163,7 +163,8 @@ class SentenceEncoder:
         if not corpus:
             raise UserError("the corpus to index is empty")
         vectors = self.encode(corpus, batch_size=batch_size, normalize=True, show_progress=show_progress)
-        self.index = VectorIndex(vectors, corpus, backend=backend, meta={"model": self.name_or_path, **self.fingerprint()})
+        meta = {"model": self.name_or_path, **self.fingerprint()}
+        self.index = VectorIndex(vectors, corpus, backend=backend, meta=meta)
         return self.index
 
     def fingerprint(self) -> dict:

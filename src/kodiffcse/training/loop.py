@@ -280,7 +280,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None) -> TrainResul
         + f"; corpus {d.train_file} ({count(len(corpus), 'sentence')}); {count(total_steps, 'step')} of "
         f"{t.batch_size * t.gradient_accumulation_steps * world} sentences ({t.batch_size}{accumulation} x "
         f"{count(world, 'process', 'processes')}); {accelerator.device}, "
-        f"precision {accelerator.mixed_precision}")
+        f"precision {'fp32' if accelerator.mixed_precision == 'no' else accelerator.mixed_precision}")
     state = TrainState()
     if resume_path:
         state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
