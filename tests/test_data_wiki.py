@@ -122,7 +122,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
     out = tmp_path / "resumed.txt"
     for stop in (10, 23):  # crash twice, each time after writing lines past the last checkpoint
         with pytest.raises(KeyboardInterrupt):
-            build_corpus(dump, out, options, resume=True, progress=False, interrupt_after=stop)
+            build_corpus(dump, out, options, resume=stop != 10, progress=False, interrupt_after=stop)
         assert not out.exists()
         assert Path(str(out) + ".state.json").exists()
     report = build_corpus(dump, out, options, resume=True, progress=False)
@@ -224,6 +224,26 @@ def test_missing_extra_names_the_package(small_dump, tmp_path, capsys, monkeypat
     assert "kiwipiepy" in err and "pip install" in err
 
 
+def test_all_missing_extras_are_named_in_one_line(small_dump, tmp_path, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    missing = {"kiwipiepy", "kiwipiepy_model", "mwparserfromhell"}
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in missing else real(name, *a))
+    err = one_line_error(capsys, ["data", "wiki", "--dump", str(small_dump), "--out", str(tmp_path / "o.txt")], "data")
+    assert "packages 'mwparserfromhell', 'kiwipiepy', 'kiwipiepy_model' are required" in err
+    assert "pip install mwparserfromhell kiwipiepy kiwipiepy_model" in err
+
+
+def test_existing_output_and_nothing_to_resume_follow_the_train_rules(small_dump, tmp_path, capsys):
+    out = tmp_path / "o.txt"
+    argv = ["data", "wiki", "--dump", str(small_dump), "--out", str(out), "--workers", "1", "--no-progress"]
+    assert "nothing to resume" in one_line_error(capsys, argv + ["--resume"], "data")
+    assert not out.exists()
+    assert main(argv) == 0
+    first = out.read_bytes()
+    assert "output exists; pass --overwrite" in one_line_error(capsys, argv, "data")
+    assert main(argv + ["--overwrite"]) == 0 and out.read_bytes() == first
+
+
 def test_download_latest_from_a_local_mirror(small_dump, tmp_path, monkeypatch, capsys):
     """The --download path against a stand-in for dumps.wikimedia.org (no network)."""
     import functools
@@ -262,5 +282,5 @@ def test_download_latest_from_a_local_mirror(small_dump, tmp_path, monkeypatch, 
     # no mirror reachable now: a one-line error, not a traceback
     capsys.readouterr()
     monkeypatch.setenv("KODIFFCSE_WIKI_MIRROR", "http://127.0.0.1:9")
-    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(out)], "data")
+    err = one_line_error(capsys, ["data", "wiki", "--download", "--out", str(tmp_path / "other.txt")], "data")
     assert "cannot reach Wikimedia dumps" in err

@@ -54,8 +54,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def ordinary_permissions(path: str) -> None:
+    """Give a tree the modes a plain mkdir and open() would (umask applied): mkdtemp makes 0700, and some
+    writers (safetensors) make 0600 files, so other users on a shared machine could not read the model."""
+    umask = _umask()
+    for root, _, files in os.walk(path):
+        os.chmod(root, 0o777 & ~umask)
+        for name in files:
+            file = os.path.join(root, name)
+            os.chmod(file, (0o666 | (os.stat(file).st_mode & 0o111)) & ~umask)
+
+
 def replace_dir(tmp: str, final: str) -> None:
     """Move a finished directory into place; the previous one survives as `final.old` until then."""
+    ordinary_permissions(tmp)
     fsync_tree(tmp)
     old = final + ".old"
     if os.path.exists(final):
@@ -97,10 +109,14 @@ def temp_beside(path: str | os.PathLike, suffix: str = "") -> str:
     fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{os.path.basename(path)}-", suffix=suffix,
                                dir=os.path.dirname(path) or ".")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
+    return tmp
+
+
+def _umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600
-    return tmp
+    return umask
 
 
 @contextmanager

@@ -7,16 +7,18 @@ import os
 import sys
 import threading
 
+from . import __version__
 from .atomic import as_os_error
 from .console import pipe_safe_output
 from .errors import UserError
 
 # Each module defines add_parser(subparsers) and run(args); heavy imports happen inside run().
-COMMANDS = ("train", "demo", "evaluate", "data", "encode", "similarity", "search", "export")
+COMMANDS = ("train", "demo", "tiny", "evaluate", "data", "encode", "similarity", "search", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kodiffcse", description="Korean sentence embeddings with DiffCSE.")
+    parser.add_argument("--version", action="version", version=f"kodiffcse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

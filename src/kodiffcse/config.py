@@ -14,6 +14,11 @@ from typing import Any, get_args, get_origin
 
 from .errors import UserError
 
+SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
+# The scores every STS evaluation reports (x 100 in tables), and so the values --metric may name.
+METRICS = tuple(f"{s}_{c}" for s in SIMILARITIES for c in ("pearson", "spearman"))
+CONFIG_FILE = "kodiffcse_config.json"  # in the output dir (absolute paths, for --resume) and in best/ (basenames)
+
 
 def _opt(default: Any, help: str, *, choices: tuple | None = None, aliases: tuple[str, ...] = ()) -> Any:
     return field(default=default, metadata={"help": help, "choices": choices, "aliases": aliases})
@@ -56,7 +61,8 @@ class DataConfig:
 @dataclass
 class TrainingConfig:
     output_dir: str = _opt("output", "where checkpoints, logs and best/ go")
-    overwrite_output_dir: bool = _opt(False, "allow a non-empty output dir (checkpoints in it are replaced)")
+    overwrite_output_dir: bool = _opt(False, "start a new run in a used output dir: the old run's checkpoints, "
+                                             "best model, logs and scores are deleted first")
     best_name: str = _opt("best", "name of the best-model folder inside output_dir", aliases=("--ckpt",))
     batch_size: int = _opt(128, "sentences per step per process", aliases=("--batch_size",))
     epochs: int = _opt(1, "passes over the corpus")
@@ -71,14 +77,17 @@ class TrainingConfig:
     precision: str = _opt("auto", "mixed precision (auto: bf16 on a GPU that supports it, else fp32)",
                           choices=("auto", "no", "fp16", "bf16"))
     seed: int = _opt(42, "random seed for init, masks and data order")
-    metric: str = _opt("cosine_spearman", "dev metric that selects the best checkpoint")
+    metric: str = _opt("cosine_spearman", "dev metric that selects the best checkpoint",
+                       choices=(*METRICS, "average"))
     patience: int = _opt(0, "stop after N evaluations without improvement (0: never)")
     save_steps: int = _opt(0, "resumable checkpoint every N steps (0: at evaluations only)")
     save_total_limit: int = _opt(2, "keep the last K resumable checkpoints")
     resume: bool = _opt(False, "resume from the newest checkpoint in output_dir")
     resume_from: str | None = _opt(None, "resume from this checkpoint dir")
     skip_nonfinite: int = _opt(0, "skip up to N steps with a non-finite loss instead of stopping")
-    log_with: str = _opt("tensorboard", "trackers, comma-separated: tensorboard, wandb, none")
+    log_with: str = _opt("tensorboard", "trackers, comma-separated: none, or any that Accelerate supports "
+                                        "(tensorboard, wandb, mlflow, comet_ml, aim, clearml, dvclive, ...) and "
+                                        "whose package is installed")
     compile: bool = _opt(False, "torch.compile the encoder (in place)")
 
 
@@ -112,6 +121,15 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        for choice in fields(ModelConfig) + fields(TrainingConfig):  # the Python API gets the CLI's choices
+            allowed = choice.metadata.get("choices")
+            value = getattr(m if choice in fields(ModelConfig) else t, choice.name)
+            if allowed and value not in allowed:
+                raise UserError(f"--{choice.name.replace('_', '-')} {value!r} is not one of {', '.join(allowed)}")
+        check_trackers(self.trackers())
+
+    def trackers(self) -> list[str]:
+        return [x.strip() for x in self.training.log_with.split(",") if x.strip() and x.strip() != "none"]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -120,9 +138,22 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> "TrainConfig":
         return cls(**{name: tp(**data.get(name, {})) for name, tp in _SECTION_TYPES.items()})
 
+    def with_paths(self, rename) -> "TrainConfig":
+        """A copy whose file and local model paths went through `rename` (Hub ids and layers:N stay): absolute
+        in the run's own config, so `--resume` works from any directory; basenames in what is published."""
+        copy = TrainConfig.from_dict(self.to_dict())
+        for section, attr in (("model", "model"), ("model", "generator"), ("data", "train_file"),
+                              ("data", "dev_file"), ("data", "test_file"), ("training", "output_dir"),
+                              ("training", "resume_from")):
+            value = getattr(getattr(copy, section), attr)
+            if value and os.path.exists(value):
+                setattr(getattr(copy, section), attr, rename(value))
+        return copy
+
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, ensure_ascii=False, indent=2)
+        from .atomic import atomic_write
+
+        atomic_write(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=2))
 
     @classmethod
     def load(cls, path: str) -> "TrainConfig":
@@ -131,6 +162,22 @@ class TrainConfig:
 
 
 _SECTION_TYPES = {"model": ModelConfig, "data": DataConfig, "training": TrainingConfig}
+
+
+def check_trackers(names: list[str]) -> None:
+    """Accelerate only warns about a tracker it does not know or cannot import, and trains without it."""
+    if not names:
+        return
+    import importlib.util
+
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    for name in names:
+        if name not in LOGGER_TYPE_TO_CLASS:
+            raise UserError(f"--log-with {name!r} is not a tracker Accelerate supports; choose from "
+                            f"{', '.join(sorted(LOGGER_TYPE_TO_CLASS))}, or none")
+        if importlib.util.find_spec(name) is None:
+            raise UserError(f"--log-with {name} needs the {name} package: pip install {name.replace('_', '-')}")
 
 
 def _str2bool(value: str) -> bool:
@@ -163,9 +210,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, sections: tuple[type, 
                 group.add_argument(*names, dest=f.name, nargs="?", const=True, default=argparse.SUPPRESS,
                                    type=_str2bool, help=f"{meta['help']} (flag)")
             else:
-                group.add_argument(*names, dest=f.name, type=tp, default=argparse.SUPPRESS,
-                                   choices=meta.get("choices"), metavar=f.name.upper(),
-                                   help=f"{meta['help']} (default: {f.default})")
+                choices = meta.get("choices")
+                allowed = f"one of {', '.join(choices)}; " if choices else ""
+                group.add_argument(*names, dest=f.name, type=tp, default=argparse.SUPPRESS, choices=choices,
+                                   metavar=f.name.upper(), help=f"{meta['help']} ({allowed}default: {f.default})")
 
 
 def config_from_args(args: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
 from .modeling.pooling import POOLERS, pool
-from .token_ids import longest_first, sentence_token_ids
+from .token_ids import longest_first, sentence_token_ids, truncation_message
 
 _ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
 
@@ -77,6 +76,7 @@ class SentenceEncoder:
         self.name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
         self.index = None  # a search.VectorIndex once build_index or load_index ran
         self.last_truncated = 0
+        self._reported: set[str] = set()
 
     @property
     def device(self) -> torch.device:
@@ -107,26 +107,30 @@ class SentenceEncoder:
         return encoder
 
     def encode(self, sentences, batch_size: int = 64, normalize: bool = True, show_progress: bool | None = None,
-               convert_to_tensor: bool = False):
-        """float32 vectors in input order (a numpy array, or a torch tensor on request)."""
+               convert_to_tensor: bool = False, report_truncated: bool = True):
+        """float32 vectors in input order (a numpy array, or a torch tensor on request). Texts cut to max_len are
+        counted in last_truncated and, with report_truncated, reported as one line (once per encoder for the same
+        numbers)."""
         from tqdm.auto import tqdm
 
         single = isinstance(sentences, str)
         sentences = [sentences] if single else list(sentences)
         ids, too_long = sentence_token_ids(self.tokenizer, sentences, self.max_len, self.prefix)
-        self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one warning
-        if too_long:
-            warnings.warn(f"{too_long} of {len(ids)} texts are longer than {self.max_len} tokens and were truncated",
-                          stacklevel=2)
+        self.last_truncated = too_long  # callers that encode in chunks (the CLI) sum these for one line
+        message = truncation_message(too_long, len(ids), self.max_len)
+        if too_long and report_truncated and message not in self._reported:
+            self._reported.add(message)  # the same texts again (a dev set at every evaluation): said once
+            warn(message)
         order = longest_first(ids)
         out = torch.empty(len(ids), self.model.config.hidden_size, dtype=torch.float32)
         was_training = self.model.training
         self.model.eval()
         device = self.device
-        show = len(ids) > 10 * batch_size if show_progress is None else show_progress
+        # by default a bar only for long inputs, and only on a terminal (in a log its redraws read as blank lines)
+        hide = (None if len(ids) > 10 * batch_size else True) if show_progress is None else not show_progress
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                for start in tqdm(range(0, len(ids), batch_size), desc="encoding", disable=not show, unit="batch"):
+                for start in tqdm(range(0, len(ids), batch_size), desc="encoding", disable=hide, unit="batch"):
                     rows = order[start:start + batch_size]
                     batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -159,9 +163,21 @@ class SentenceEncoder:
         if not corpus:
             raise UserError("the corpus to index is empty")
         vectors = self.encode(corpus, batch_size=batch_size, normalize=True, show_progress=show_progress)
-        self.index = VectorIndex(vectors, corpus, backend=backend,
-                                 meta={"model": self.name_or_path, "pooler": self.pooler, "max_len": self.max_len})
+        meta = {"model": self.name_or_path, **self.fingerprint()}
+        self.index = VectorIndex(vectors, corpus, backend=backend, meta=meta)
         return self.index
+
+    def fingerprint(self) -> dict:
+        """What decides the vectors, by content: a path says nothing once the dir behind it is replaced, and
+        the same model reached by two paths (a run dir and its best/) is still the same model."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return {"weights_sha256": digest.hexdigest(), "pooler": self.pooler, "max_len": self.max_len,
+                "prefix": self.prefix}
 
     def load_index(self, path: str, backend: str = "auto"):
         """Reuse an index written by index.save(path) (or `kodiffcse search --index`)."""
@@ -171,6 +187,11 @@ class SentenceEncoder:
         dim = self.model.config.hidden_size
         if index.dim != dim:
             raise UserError(f"the index holds {index.dim}-dimensional vectors, this model makes {dim}", path=path)
+        differ = [key.replace("_sha256", "") for key, value in self.fingerprint().items()
+                  if index.meta.get(key, "") != value]
+        if differ:
+            raise UserError(f"the index was built with another model ({', '.join(differ)} differ); rebuild it "
+                            "(kodiffcse search --rebuild, or build_index)", path=path)
         self.index = index
         return index
 

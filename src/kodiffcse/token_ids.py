@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import UserError
+from .errors import UserError, count
 
 
 def sentence_token_ids(tokenizer, sentences: list, max_len: int, prefix: str = "") -> tuple[list[list[int]], int]:
@@ -23,3 +23,10 @@ def sentence_token_ids(tokenizer, sentences: list, max_len: int, prefix: str = "
 def longest_first(ids: list[list[int]]) -> np.ndarray:
     """Row order that batches similar lengths together (little padding); stable, so ties keep input order."""
     return np.argsort([-len(x) for x in ids], kind="stable")
+
+
+def truncation_message(truncated: int, total: int, max_len: int) -> str:
+    """'624 of 2,888 texts are longer than 32 tokens and were truncated'."""
+    were = "was" if truncated == 1 else "were"
+    return (f"{truncated:,} of {count(total, 'text')} {'is' if truncated == 1 else 'are'} longer than "
+            f"{max_len} tokens and {were} truncated")

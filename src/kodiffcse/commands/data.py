@@ -25,6 +25,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     w.add_argument("--out", required=True, type=Path, help="output text file, e.g. wiki_corpus.txt")
     w.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     w.add_argument("--resume", action="store_true", help="continue an interrupted build of the same --out")
+    w.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     w.add_argument("--shuffle", action="store_true", help="shuffle the sentences (seeded)")
     w.add_argument("--seed", type=int, default=42)
     w.add_argument("--min-chars", type=int, default=10)
@@ -60,10 +61,11 @@ def _wiki(args) -> int:
     from ..errors import UserError
     from ..data.wiki.build import BuildOptions, build_corpus, format_report
     from ..data.wiki.filters import FilterOptions
-    from ..data.wiki.split import check_splitter, require
+    from ..data.wiki.split import check_splitter
 
-    require("mwparserfromhell", "mwparserfromhell")
-    check_splitter(args.splitter)
+    check_splitter(args.splitter, "mwparserfromhell")
+    if args.out.is_file() and not (args.overwrite or args.resume):
+        raise UserError("output exists; pass --overwrite to replace it", path=str(args.out))
     if args.workers < 0:
         raise UserError("--workers must be 0 (all cores) or more")
     if not 0.0 <= args.min_hangul <= 1.0:

@@ -73,12 +73,15 @@ def read_chunks(path: str, size: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     import numpy as np
     from numpy.lib.format import open_memmap
+
+    from ..errors import warn
+    from ..token_ids import truncation_message
     from tqdm.auto import tqdm
 
+    if os.path.isdir(args.output):
+        raise UserError("is a directory; name an output file, e.g. emb.npy or emb.jsonl", path=args.output)
     fmt = args.format or os.path.splitext(args.output)[1].lstrip(".").lower()
     if fmt not in FORMATS:
         raise UserError(f"unknown output format {fmt!r}: name the output .npy or .jsonl, or pass --format",
@@ -102,10 +105,8 @@ def run(args: argparse.Namespace) -> int:
         with open(tmp, "w", encoding="utf-8") if fmt == "jsonl" else contextlib.nullcontext() as sink, \
                 tqdm(total=total, desc="encoding", unit="sent", disable=None, file=sys.stderr) as bar:
             for chunk in read_chunks(args.input, args.chunk_size):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # one total below, not one warning per chunk
-                    vectors = enc.encode(chunk, batch_size=args.batch_size, normalize=args.normalize,
-                                         show_progress=False)
+                vectors = enc.encode(chunk, batch_size=args.batch_size, normalize=args.normalize,
+                                     show_progress=False, report_truncated=False)  # one total below
                 truncated += enc.last_truncated
                 if matrix is not None:
                     matrix[done:done + len(chunk)] = vectors
@@ -121,7 +122,6 @@ def run(args: argparse.Namespace) -> int:
             matrix.flush()
             del matrix
     if truncated:
-        print(f"warning: {truncated} of {total} texts were longer than {enc.max_len} tokens and were truncated",
-              file=sys.stderr)
+        warn(truncation_message(truncated, total, enc.max_len))
     print(f"wrote {total} x {dim} {'unit ' if args.normalize else ''}vectors to {args.output}", file=sys.stderr)
     return 0

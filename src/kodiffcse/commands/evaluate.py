@@ -58,6 +58,10 @@ def _resolve_saved_model(path: str) -> str:
 
 
 def _size_on_disk(name: str) -> int | None:
+    """Of the model itself: a run dir counts as its best/, not with its optimizer checkpoints."""
+    from ..inference import best_model_dir
+
+    name = best_model_dir(name)
     if os.path.isdir(name):
         return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(name) for f in files)
     try:
@@ -72,8 +76,10 @@ def _size_on_disk(name: str) -> int | None:
     return None
 
 
-def _label(model: str) -> str:
-    return os.path.basename(os.path.normpath(model)) if os.path.isdir(model) else model
+def _labels(models: list[str]) -> list[str]:
+    """Folder names where they tell the models apart (`best` twice does not): else the paths as given."""
+    short = [os.path.basename(os.path.normpath(m)) if os.path.isdir(m) else m for m in models]
+    return [s if short.count(s) == 1 else os.path.normpath(m) for s, m in zip(short, models)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -104,15 +110,19 @@ def run(args: argparse.Namespace) -> int:
         if data.skipped:
             print(f"{data.path}: skipped {len(data.skipped)} invalid rows (first: line {data.skipped[0][0]}: "
                   f"{data.skipped[0][1]})")
-    rows, records = [], []
-    for model_name in models:
-        encoder = SentenceEncoder.from_pretrained(model_name, device=args.device, pooler=args.pooler,
-                                                  max_len=args.max_len, prefix=args.prefix)
+    rows, records, failures = [], [], []
+    for model_name, model_label in zip(models, _labels(models)):
+        try:
+            encoder = SentenceEncoder.from_pretrained(model_name, device=args.device, pooler=args.pooler,
+                                                      max_len=args.max_len, prefix=args.prefix)
+        except UserError as exc:  # the other models are still scored, printed and written; one line at the end
+            failures.append(str(exc))
+            continue
         n_params = sum(p.numel() for p in encoder.model.parameters())
         size = _size_on_disk(model_name)
         for data in datasets:
             scores = evaluate_encoder(encoder, data, args.batch_size, args.per_batch_average, args.seed)
-            label = f"{_label(model_name)} · {os.path.basename(data.path)}"
+            label = f"{model_label} · {os.path.basename(data.path)}"
             if args.per_batch_average:
                 label += f" (per-batch {args.per_batch_average}, not whole-set)"
             rows.append((label, scores))
@@ -126,9 +136,10 @@ def run(args: argparse.Namespace) -> int:
             })
         print(f"{model_name}: {n_params / 1e6:.1f}M parameters"
               + (f", {size / 2**20:.1f} MiB on disk" if size is not None else ""))
-    print()
-    print(markdown_table(rows))
-    if args.json:
+    if rows:
+        print()
+        print(markdown_table(rows))
+    if args.json and records:
         from ..atomic import atomic_write
 
         try:
@@ -136,4 +147,7 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot write: {exc.strerror}", path=args.json) from None
         print(f"\nwrote {args.json}")
+    if failures:
+        raise UserError(failures[0] if len(failures) == 1 else
+                        f"{len(failures)} of {len(models)} models could not be loaded; first: {failures[0]}")
     return 0

@@ -23,6 +23,7 @@ def add_parser(sub):
     onnx.add_argument("--max-len", type=int, default=None, help="default: the model's")
     onnx.add_argument("--no-check", dest="check", action="store_false",
                       help="skip comparing onnxruntime's vectors with PyTorch's before writing")
+    onnx.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
     card = kinds.add_parser("card", help="(re)write README.md, the model card, in a kodiffcse model dir")
     card.add_argument("--model", required=True, help="kodiffcse model dir (e.g. OUTPUT_DIR/best)")
     card.add_argument("--model-id", default=None, help="Hub id to show in the usage snippet, e.g. me/kodiffcse")
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
 
         if args.max_len is not None and args.max_len < 2:
             raise UserError(f"--max-len must be at least 2, got {args.max_len}")
-        folder = export_onnx(args.model, args.out, opset=args.opset, max_len=args.max_len, check=args.check)
+        folder = export_onnx(args.model, args.out, opset=args.opset, max_len=args.max_len, check=args.check,
+                             overwrite=args.overwrite)
         print(f"wrote {os.path.join(folder, 'model.onnx')}" + (" (vectors match PyTorch)" if args.check else ""))
     else:
         from ..export.model_card import write_model_card

@@ -1,8 +1,9 @@
 """`kodiffcse search`: the corpus sentences closest to each query, with an index that can be saved and reused.
 
 --index PATH loads the index at PATH when it exists, and otherwise builds it from --corpus and saves it
-there. An index remembers the model and the corpus (path, size, modification time) it was built from, and
-a mismatch is an error, not silently wrong neighbours; --rebuild replaces it.
+there. An index remembers the model by content (weights' hash, pooler, max length, prefix) and the corpus
+(path, size, modification time) it was built from, and a mismatch is an error, not silently wrong
+neighbours; --rebuild replaces it.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import os
 import sys
 
-from ..errors import UserError
+from ..errors import UserError, count
 from ._model import add_model_arguments, load_encoder
 
 
@@ -32,14 +33,9 @@ def add_parser(sub):
     return parser
 
 
-def _model_id(model: str) -> str:
-    return os.path.abspath(model) if os.path.exists(model) else model
-
-
-def _fingerprint(model: str, corpus: str) -> dict:
+def _corpus_fingerprint(corpus: str) -> dict:
     stat = os.stat(corpus)
-    return {"model": _model_id(model), "corpus": os.path.abspath(corpus), "corpus_bytes": stat.st_size,
-            "corpus_mtime": int(stat.st_mtime)}
+    return {"corpus": os.path.abspath(corpus), "corpus_bytes": stat.st_size, "corpus_mtime": int(stat.st_mtime)}
 
 
 def _load_or_build(args, enc):
@@ -47,13 +43,9 @@ def _load_or_build(args, enc):
     from ..search import INDEX_META
 
     if args.index and os.path.isfile(os.path.join(args.index, INDEX_META)) and not args.rebuild:
-        index = enc.load_index(args.index, backend=args.backend)
-        model = _model_id(args.model)
-        if index.meta.get("model") not in (None, model):
-            raise UserError(f"index was built with model {index.meta.get('model')}, not {model}; "
-                            "pass --rebuild to rebuild it", path=args.index)
+        index = enc.load_index(args.index, backend=args.backend)  # refuses an index of another model
         if args.corpus:
-            fingerprint = _fingerprint(args.model, args.corpus)
+            fingerprint = _corpus_fingerprint(args.corpus)
             stale = [k for k in ("corpus", "corpus_bytes", "corpus_mtime") if index.meta.get(k) != fingerprint[k]]
             if stale:
                 raise UserError(f"index was built from another or an older corpus ({', '.join(stale)} differ); "
@@ -66,10 +58,10 @@ def _load_or_build(args, enc):
     corpus = LineCorpus(args.corpus)
     sentences = [corpus[i] for i in range(len(corpus))]
     index = enc.build_index(sentences, batch_size=args.batch_size, backend=args.backend, show_progress=None)
-    index.meta.update(_fingerprint(args.model, args.corpus))
+    index.meta.update(_corpus_fingerprint(args.corpus))
     if args.index:
         index.save(args.index)
-        print(f"saved the index ({len(index)} sentences) to {args.index}", file=sys.stderr)
+        print(f"saved the index ({count(len(index), 'sentence')}) to {args.index}", file=sys.stderr)
     return index
 
 

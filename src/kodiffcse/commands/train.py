@@ -5,7 +5,8 @@ import argparse
 import os
 import sys
 
-from ..config import _str2bool, add_config_arguments, config_from_args, resolve_reference_paths
+from ..config import (CONFIG_FILE, TrainConfig, TrainingConfig, _str2bool, add_config_arguments, config_from_args,
+                      resolve_reference_paths)
 from ..errors import UserError
 
 
@@ -31,7 +32,11 @@ def _relaunch_multi_gpu() -> None:
 
     import torch
 
-    if os.environ.get("WORLD_SIZE") or torch.cuda.device_count() < 2:
+    if os.environ.get("WORLD_SIZE"):
+        return
+    if torch.cuda.device_count() < 2:
+        print(f"--multi_gpu True: {torch.cuda.device_count()} GPU(s) visible, so this runs as one process",
+              file=sys.stderr)
         return
     launcher = shutil.which("accelerate")
     if launcher is None:
@@ -41,10 +46,26 @@ def _relaunch_multi_gpu() -> None:
     os.execv(launcher, argv)
 
 
+def _resumed_config(args: argparse.Namespace) -> TrainConfig | None:
+    """`--resume --output-dir DIR` alone continues the run saved in DIR: its config is the base, options given
+    on the command line override it, and the checkpoint refuses those that would change the data order."""
+    if not (getattr(args, "resume", False) or getattr(args, "resume_from", None)):
+        return None
+    path = os.path.join(getattr(args, "output_dir", TrainingConfig.output_dir), CONFIG_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        cfg = TrainConfig.load(path)
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"unreadable run config ({exc}); give the run's options instead", path=path) from None
+    cfg.training.overwrite_output_dir = False
+    return cfg
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.legacy_train:
         raise UserError("--train False: nothing to do here; use `kodiffcse evaluate` to test a model")
-    cfg = config_from_args(args)
+    cfg = config_from_args(args, _resumed_config(args))
     resolve_reference_paths(cfg, args.path_to_data)
     if args.legacy_test is False:
         cfg.data.test_file = None

@@ -160,7 +160,13 @@ def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None 
         base_url = os.environ.get("KODIFFCSE_KORSTS_URL", BASE_URL).rstrip("/")
         cache = Path(cache) if cache else cache_dir() / "korsts"
         for name in SHA256:
-            sources[name] = _cached(name, base_url, cache, progress)
+            try:
+                sources[name] = _cached(name, base_url, cache, progress)
+            except UserError as exc:
+                if "download" not in str(exc):
+                    raise
+                raise UserError(f"{exc}; without network, pass --from DIR holding local copies of "
+                                f"{', '.join(SHA256)}") from None
 
     # All inputs verified: only now touch the output directory, each file written atomically.
     out = Path(out)

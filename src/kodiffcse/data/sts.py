@@ -97,7 +97,7 @@ def detect_format(path: str, data: bytes) -> str:
         return "csv"
     first = data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", errors="replace")
     header = [c.strip().lower() for c in first.split("\t")]
-    if {"sentence1", "sentence2", "score"} <= set(header):
+    if {"sentence1", "sentence2", "score"} & set(header):  # a header, even one lacking a column (named then)
         return "korsts"
     return "tsv3"
 
@@ -139,6 +139,7 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
             width = len(header)
         else:
             idx, width = [0, 1, 2], 3
+        hint = "" if fmt == "korsts" else " (sentence1, sentence2, score; or a header row naming its columns)"
         for line, text in lines:
             if not text.strip():
                 continue
@@ -146,7 +147,7 @@ def read_sts(path: str | os.PathLike, fmt: str | None = None, max_score: float |
 
             def make(cells=cells):
                 if len(cells) != width:
-                    raise _RowError(f"expected {width} tab-separated columns, found {len(cells)}")
+                    raise _RowError(f"expected {width} tab-separated columns, found {len(cells)}{hint}")
                 return _row(cells[idx[0]], cells[idx[1]], cells[idx[2]], top)
 
             add(line, make)

@@ -12,11 +12,10 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
 
+from ..config import METRICS, SIMILARITIES
 from ..data.sts import STSData
 from ..errors import UserError
 
-SIMILARITIES = ("cosine", "euclidean", "manhattan", "dot")
-METRICS = tuple(f"{s}_{c}" for s in SIMILARITIES for c in ("pearson", "spearman"))
 
 
 def similarities(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:

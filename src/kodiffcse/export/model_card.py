@@ -10,17 +10,53 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 from ..atomic import atomic_write
+from ..config import CONFIG_FILE
 from ..errors import UserError
 
 CARD = "README.md"
-CONFIG_FILE = "kodiffcse_config.json"
 SCORES_FILE = "dev_scores.json"
 TEST_SCORES_FILE = "test_scores.json"
 EXAMPLES = ["한 소녀가 머리를 빗고 있다.", "한 소녀가 머리를 스타일링하고 있다.", "한 무리의 남자들이 해변에서 축구를 한다."]
 _METRICS = ("cosine_pearson", "cosine_spearman")
 _SECTION = "## Training Details"
+# What the card cites, filled into sentence-transformers' "### BibTeX" section (it cites only its own losses).
+CITATIONS = {
+    "DiffCSE": r"""@inproceedings{chuang2022diffcse,
+  title={{DiffCSE}: Difference-based Contrastive Learning for Sentence Embeddings},
+  author={Chuang, Yung-Sung and Dangovski, Rumen and Luo, Hongyin and Zhang, Yang and Chang, Shiyu and Solja{\v{c}}i{\'c}, Marin and Li, Shang-Wen and Yih, Wen-tau and Kim, Yoon and Glass, James},
+  booktitle={Annual Conference of the North American Chapter of the Association for Computational Linguistics (NAACL)},
+  year={2022}
+}""",
+    "SimCSE": r"""@inproceedings{gao2021simcse,
+  title={{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
+  author={Gao, Tianyu and Yao, Xingcheng and Chen, Danqi},
+  booktitle={Empirical Methods in Natural Language Processing (EMNLP)},
+  year={2021}
+}""",
+    "KoDiffCSE": r"""@misc{kodiffcse,
+  author={BM-K},
+  title={{KoDiffCSE}: Difference-based Contrastive Learning for {K}orean Sentence Embeddings},
+  howpublished={\url{https://github.com/BM-K/KoDiffCSE}},
+  year={2022}
+}""",
+    "KorSTS": r"""@article{ham2020kornli,
+  title={{KorNLI} and {KorSTS}: New Benchmark Datasets for {K}orean Natural Language Understanding},
+  author={Ham, Jiyeon and Choe, Yo Joong and Park, Kyubyong and Choi, Ilji and Soh, Hyungjoon},
+  journal={arXiv preprint arXiv:2004.03289},
+  year={2020}
+}""",
+    "KLUE": r"""@misc{park2021klue,
+  title={{KLUE}: {K}orean Language Understanding Evaluation},
+  author={Sungjoon Park and Jihyung Moon and Sungdong Kim and Won Ik Cho and Jiyoon Han and Jangwon Park and Chisung Song and Junseong Kim and Yongsook Song and Taehwan Oh and Joohong Lee and Juhyun Oh and Sungwon Lyu and Younghoon Jeong and Inkwon Lee and Sangwoo Seo and Dongjun Lee and Hyunwoo Kim and Myeonghwa Lee and Seongbo Jang and Seungwon Do and Sunkyoung Kim and Kyungtae Lim and Jongwon Lee and Kyumin Park and Jamin Shin and Seonghyun Kim and Lucy Park and Alice Oh and Jungwoo Ha and Kyunghyun Cho},
+  year={2021},
+  eprint={2105.09680},
+  archivePrefix={arXiv},
+  primaryClass={cs.CL}
+}""",
+}
 
 
 def card_data(config: dict | None, model_id: str | None = None, license: str | None = None):
@@ -41,6 +77,10 @@ def card_data(config: dict | None, model_id: str | None = None, license: str | N
     if base and not os.path.isabs(base) and base.count("/") == 1 and not base.startswith("."):
         data.base_model = base  # a Hub id; local paths are no use to a reader of the card
     data.usage_examples = list(EXAMPLES)
+    cited = (["DiffCSE"] if objective == "diffcse" else []) + ["SimCSE", "KoDiffCSE", "KorSTS"]
+    if str(base or "").startswith("klue/"):
+        cited.append("KLUE")
+    data.citations = {name: CITATIONS[name] for name in cited}
     return data
 
 
@@ -107,7 +147,20 @@ def add_kodiffcse_sections(card: str, config: dict | None, dev: dict | None, tes
 def render_card(st_model, config: dict | None, dev: dict | None, test: dict | None) -> str:
     from sentence_transformers.base.model_card import generate_model_card
 
-    return add_kodiffcse_sections(generate_model_card(st_model), config, dev, test)
+    return add_kodiffcse_sections(_complete(generate_model_card(st_model), config), config, dev, test)
+
+
+def _complete(card: str, config: dict | None) -> str:
+    """Finish what the template leaves open for a model trained outside its trainer: the opening sentence
+    ("... model trained.") says how and on what, and a framework version that is not installed is left out."""
+    config = config or {}
+    objective = config.get("model", {}).get("objective", "diffcse")
+    corpus = config.get("data", {}).get("train_file")
+    how = f" with unsupervised {'DiffCSE' if objective == 'diffcse' else 'SimCSE'} (kodiffcse)" + \
+        (f" on the unlabeled corpus `{os.path.basename(corpus)}`" if corpus else "")
+    card = re.sub(r"(This is a \[sentence-transformers\]\([^)]*\) model(?: finetuned from \[[^\]]*\]\([^)]*\))?"
+                  r"(?: trained)?)\. It maps", lambda match: match.group(1) + how + ". It maps", card, count=1)
+    return re.sub(r"^- [A-Za-z ]+: *\n", "", card, flags=re.MULTILINE)  # e.g. "- Datasets: " without datasets
 
 
 def write_model_card(model_dir: str, model_id: str | None = None, license: str | None = None,
@@ -115,6 +168,9 @@ def write_model_card(model_dir: str, model_id: str | None = None, license: str |
     """(Re)write model_dir/README.md from the dir's own files; test scores default to ../test_scores.json."""
     from sentence_transformers import SentenceTransformer
 
+    from ..modeling.loading import quiet_transformers
+
+    quiet_transformers()
     if not os.path.isfile(os.path.join(model_dir, "modules.json")):
         raise UserError("not a sentence-transformers model dir (no modules.json)", path=model_dir)
     config = _read_json(os.path.join(model_dir, CONFIG_FILE))

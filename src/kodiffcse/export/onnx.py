@@ -45,8 +45,15 @@ class _Pooled:
 
 
 def export_onnx(model_path: str, out_dir: str, opset: int = 18, pooler: str | None = None,
-                max_len: int | None = None, check: bool = True) -> str:
-    """Export the model at model_path (any dir SentenceEncoder loads) to out_dir/model.onnx."""
+                max_len: int | None = None, check: bool = True, overwrite: bool = False) -> str:
+    """Export the model at model_path (any dir SentenceEncoder loads) to out_dir/model.onnx; an earlier
+    export there is replaced only with `overwrite`, anything else never."""
+    out_dir = os.path.abspath(out_dir)
+    if os.path.exists(out_dir) and not (os.path.isdir(out_dir) and not os.listdir(out_dir)):
+        if not os.path.isfile(os.path.join(out_dir, META_FILE)):
+            raise UserError("output exists and is not an earlier ONNX export; choose a new folder", path=out_dir)
+        if not overwrite:
+            raise UserError("output exists; pass --overwrite to replace it", path=out_dir)
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -62,10 +69,6 @@ def export_onnx(model_path: str, out_dir: str, opset: int = 18, pooler: str | No
     args = (sample["input_ids"], sample["attention_mask"])
     batch, seq = torch.export.Dim("batch", min=1), torch.export.Dim("sequence", min=2, max=max(enc.max_len, 8))
 
-    out_dir = os.path.abspath(out_dir)
-    if os.path.exists(out_dir) and not os.path.isfile(os.path.join(out_dir, META_FILE)):
-        if not os.path.isdir(out_dir) or os.listdir(out_dir):
-            raise UserError("output exists and is not an earlier ONNX export; choose a new folder", path=out_dir)
     with atomic_dir(out_dir) as tmp:
         quiet = logging.getLogger("torch.onnx")
         level = quiet.level
@@ -84,8 +87,9 @@ def export_onnx(model_path: str, out_dir: str, opset: int = 18, pooler: str | No
         enc.tokenizer.save_pretrained(tmp)
         enc.model.config.save_pretrained(tmp)
         with open(os.path.join(tmp, META_FILE), "w", encoding="utf-8") as fh:
-            json.dump({"pooler": enc.pooler, "max_len": enc.max_len, "source": os.path.abspath(model_path)
-                       if os.path.isdir(model_path) else model_path, "opset": opset}, fh, indent=2)
+            source = os.path.basename(os.path.normpath(model_path)) if os.path.isdir(model_path) else model_path
+            json.dump({"pooler": enc.pooler, "max_len": enc.max_len, "source": source, "opset": opset}, fh,
+                      indent=2)  # a folder that may be pushed to the Hub: no local path
         if check:
             _check(tmp, enc)
     return out_dir

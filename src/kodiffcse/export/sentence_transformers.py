@@ -10,11 +10,10 @@ import json
 import os
 
 from ..atomic import atomic_dir
-from .model_card import card_data, render_card
+from ..config import CONFIG_FILE
+from .model_card import SCORES_FILE, card_data, render_card
 
 _POOLING_MODE = {"cls_before_pooler": "cls", "mean": "mean"}
-CONFIG_FILE = "kodiffcse_config.json"
-SCORES_FILE = "dev_scores.json"
 
 
 def save_sentence_model(encoder, tokenizer, out_dir: str, pooler: str, max_len: int,

@@ -98,8 +98,8 @@ def load_generator(spec: str, encoder_name: str, tokenizer, sampling: bool = Fal
 
     config = load_config(spec)
     try:
-        gen_tokenizer = AutoTokenizer.from_pretrained(spec)
-    except (OSError, ValueError):
+        gen_tokenizer = from_pretrained(AutoTokenizer.from_pretrained, spec, "generator tokenizer")
+    except UserError:
         gen_tokenizer = None  # a checkpoint without tokenizer files: compare sizes only
     check_vocabulary(tokenizer, spec, config, gen_tokenizer)
     mlm = from_pretrained(AutoModelForMaskedLM.from_pretrained, spec, "generator")

@@ -1,6 +1,7 @@
 """Loading tokenizers and checkpoints, local or from the Hub, with one-line errors instead of tracebacks."""
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable, TypeVar
 
@@ -22,9 +23,37 @@ def missing_local_path(name: str) -> bool:
     return not os.path.exists(name) and (name.startswith((".", "/", "~", "\\")) or name.strip("/").count("/") > 1)
 
 
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached, or None when it can (or offline mode is on).
+
+    Asked once per process with a short timeout: without it, a machine with no network spends about 50 s in
+    huggingface_hub's retries (five per file, with backoff) and prints a warning for each, before one error."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.is_offline_mode():
+        return None
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_TIMEOUT_S)  # any HTTP answer will do
+    except Exception as exc:  # noqa: BLE001 - DNS, refused, timeout, proxy: all mean "no Hub"
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return None
+
+
 def from_pretrained(loader: Callable[..., T], name: str, what: str, **kwargs) -> T:
     if missing_local_path(name):
         raise UserError(f"{what} not found: no such directory", path=name)
+    if not os.path.isdir(name) and (reason := hub_unreachable()):
+        try:  # a model downloaded earlier still loads, from the cache, without the retries
+            return loader(name, local_files_only=True, **kwargs)
+        except (OSError, ValueError):
+            raise UserError(f"cannot load {what}: the Hugging Face Hub is unreachable ({reason}) and it is not "
+                            "in the local cache; pass a local model dir, or connect and download it once "
+                            "(HF_HUB_OFFLINE=1 skips the network and uses the cache)", path=name) from None
     try:
         return loader(name, **kwargs)
     except (OSError, ValueError) as exc:

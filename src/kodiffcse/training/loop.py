@@ -12,18 +12,21 @@ import math
 import os
 import shutil
 import signal
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
 import torch
 
-from ..atomic import atomic_write
-from ..config import TrainConfig
+from ..atomic import TMP_PREFIX, atomic_write
+from ..config import CONFIG_FILE, TrainConfig
 from ..data.batching import make_loader, shut_down_workers
 from ..data.corpus import LineCorpus
 from ..data.sts import STSData, read_sts
-from ..errors import UserError
+from ..errors import UserError, count
 from ..evaluation import evaluate_encoder, markdown_table
+from ..export.model_card import TEST_SCORES_FILE, write_model_card
 from ..export.sentence_transformers import save_sentence_model
 from ..inference import SentenceEncoder
 from ..modeling.diffcse import DiffCSEModel
@@ -31,10 +34,11 @@ from ..modeling.discriminator import ConditionalDiscriminator
 from ..modeling.generator import load_generator
 from ..modeling.heads import projection_for
 from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
-from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
+from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
 from .curves import plot_training_curves
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "kodiffcse"  # the project name given to init_trackers: Accelerate logs under it
 
 
 @dataclass
@@ -70,6 +74,29 @@ def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
         raise UserError(f"output dir is not writable: {exc.strerror or exc}", path=out) from None
 
 
+def clear_previous_run(out: str, best_name: str) -> None:
+    """Take away everything an earlier run wrote (checkpoints, best model, logs, scores), and nothing else.
+
+    Each piece is renamed into one hidden folder first and that folder is deleted: `--resume` can never
+    find the old run's checkpoints beside the new ones, and a kill half-way leaves only a `.tmp-*` folder
+    that the next start removes."""
+    previous = os.path.join(out, CONFIG_FILE)
+    names = {CHECKPOINTS, best_name, METRICS_FILE, CONFIG_FILE, TEST_SCORES_FILE, "training_curves.png",
+             TENSORBOARD_DIR}
+    if os.path.isfile(previous):
+        try:
+            names.add(TrainConfig.load(previous).training.best_name)  # the old run's --best-name
+        except (OSError, ValueError, TypeError):
+            pass
+    doomed = [os.path.join(out, n) for n in sorted(names) if os.path.lexists(os.path.join(out, n))]
+    if not doomed:
+        return
+    trash = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}previous-run-", dir=out)
+    for path in doomed:
+        os.replace(path, os.path.join(trash, os.path.basename(path)))
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def _check_free_space(out: str, n_params: int, keep: int) -> None:
     """Weights + two AdamW moments per checkpoint, plus best/, with a 20% margin."""
     need = int(n_params * 4 * (3 * (keep + 1) + 1) * 1.2)
@@ -92,6 +119,15 @@ def _truncate_metrics(path: str, step: int) -> None:
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by the kill
     atomic_write(path, "".join(kept))
+
+
+def _millions(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n:,}"
+
+
+def _published(path: str | None) -> str | None:
+    """A local path as it may appear in a shared model: its last component."""
+    return os.path.basename(os.path.normpath(path)) if path and os.path.exists(path) else path
 
 
 def _mixed_precision(choice: str) -> str:
@@ -167,8 +203,24 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     However the run ends (done, a signal, an exception), what it started is stopped before this returns:
     a process must never wait at exit on data-loader workers left to garbage collection.
     """
-    with contextlib.ExitStack() as cleanup:
-        return _train(cfg, accelerator, cleanup)
+    cfg.validate()
+    t = cfg.training
+    resume_path = t.resume_from
+    if t.resume and not resume_path:
+        resume_path = latest_checkpoint(t.output_dir)
+        if resume_path is None:
+            raise UserError("--resume: no checkpoint to resume from", path=os.path.join(t.output_dir, "checkpoints"))
+    if resume_path and not os.path.isdir(resume_path):
+        raise UserError("no such checkpoint dir", path=resume_path)
+    created = not os.path.exists(t.output_dir)
+    _check_output_dir(cfg, resuming=resume_path is not None)
+    try:
+        with contextlib.ExitStack() as cleanup:
+            return _train(cfg, accelerator, resume_path, cleanup)
+    except BaseException:
+        if created and os.path.isdir(t.output_dir) and not os.listdir(t.output_dir):
+            os.rmdir(t.output_dir)  # a run that failed before writing anything leaves nothing behind
+        raise
 
 
 def _distributed_launch_on_cpu() -> bool:
@@ -179,29 +231,19 @@ def _distributed_launch_on_cpu() -> bool:
     return launched and not has_accelerator
 
 
-def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> TrainResult:
+def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: contextlib.ExitStack) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list, set_seed
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    cfg.validate()
     m, d, t = cfg.model, cfg.data, cfg.training
-    resume_path = t.resume_from
-    if t.resume and not resume_path:
-        resume_path = latest_checkpoint(t.output_dir)
-        if resume_path is None:
-            raise UserError("--resume: no checkpoint to resume from", path=os.path.join(t.output_dir, "checkpoints"))
-    if resume_path and not os.path.isdir(resume_path):
-        raise UserError("no such checkpoint dir", path=resume_path)
-    _check_output_dir(cfg, resuming=resume_path is not None)
-
     # Read and validate the data before any model is loaded.
     corpus = LineCorpus(d.train_file)
     dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
     test: STSData | None = read_sts(d.test_file) if d.test_file else None
 
-    trackers = [x.strip() for x in t.log_with.split(",") if x.strip() and x.strip() != "none"]
+    trackers = cfg.trackers()
     accelerator = accelerator or Accelerator(
         mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
         log_with=trackers or None, project_dir=t.output_dir, cpu=_distributed_launch_on_cpu(),
@@ -214,7 +256,7 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
     world = accelerator.num_processes
     batches_per_epoch = len(corpus) // t.batch_size // world
     if batches_per_epoch < t.gradient_accumulation_steps:
-        raise UserError(f"the corpus has {len(corpus)} sentences: fewer than one optimizer step of "
+        raise UserError(f"the corpus has {count(len(corpus), 'sentence')}: fewer than one optimizer step of "
                         f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
     steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
     run_keys = {"seed": t.seed, "batch_size": t.batch_size, "world_size": world, "corpus_sentences": len(corpus),
@@ -250,16 +292,24 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
     if generator is not None:
         generator.to(accelerator.device)
 
+    accumulation = f" x {t.gradient_accumulation_steps} accumulated" if t.gradient_accumulation_steps > 1 else ""
+    accelerator.print(
+        f"training {m.objective}: encoder {m.model} ({_millions(sum(p.numel() for p in encoder.parameters()))} "
+        "parameters)" + (f", generator {m.generator}" if generator is not None else "")
+        + f"; corpus {d.train_file} ({count(len(corpus), 'sentence')}); {count(total_steps, 'step')} of "
+        f"{t.batch_size * t.gradient_accumulation_steps * world} sentences ({t.batch_size}{accumulation} x "
+        f"{count(world, 'process', 'processes')}); {accelerator.device}, "
+        f"precision {'fp32' if accelerator.mixed_precision == 'no' else accelerator.mixed_precision}")
     state = TrainState()
     if resume_path:
         state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
         accelerator.print(f"resumed from {resume_path} at step {state.step}")
         if accelerator.is_main_process:
             _truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
-    elif accelerator.is_main_process and os.path.exists(os.path.join(t.output_dir, METRICS_FILE)):
-        os.remove(os.path.join(t.output_dir, METRICS_FILE))  # --overwrite-output-dir: a fresh log
+    elif accelerator.is_main_process:
+        clear_previous_run(t.output_dir, t.best_name)  # --overwrite-output-dir: nothing of the old run survives
     if accelerator.is_main_process:
-        cfg.save(os.path.join(t.output_dir, "kodiffcse_config.json"))
+        cfg.with_paths(os.path.abspath).save(os.path.join(t.output_dir, CONFIG_FILE))
     if trackers:
         accelerator.init_trackers("kodiffcse", config=_flat_config(cfg))
     logger = _Logger(accelerator, t.output_dir)
@@ -273,13 +323,15 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
     buffers = [b for mod in raw.modules() if getattr(mod, "track_running_stats", False)
                for b in mod.buffers(recurse=False)]
     best_dir = os.path.join(t.output_dir, t.best_name)
+    published_config = cfg.with_paths(_published).to_dict()  # best/ is what gets shared: no private paths
+
+    dev_encoder = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)  # one: says truncation once
 
     def evaluate_dev() -> dict | None:
         """Main process scores the dev set; every process learns the score."""
         scores = None
         if accelerator.is_main_process and dev is not None:
-            enc = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)
-            scores = evaluate_encoder(enc, dev, t.eval_batch_size)
+            scores = evaluate_encoder(dev_encoder, dev, t.eval_batch_size)
         box = [scores]
         if world > 1:
             broadcast_object_list(box)
@@ -287,17 +339,15 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
 
     def export_best(scores: dict | None) -> None:
         if accelerator.is_main_process:
-            payload = {"step": state.step, "dev_file": d.dev_file, "scores": scores}
-            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, cfg.to_dict(), payload)
+            payload = {"step": state.step, "dev_file": _published(d.dev_file), "scores": scores}
+            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, published_config, payload)
         accelerator.wait_for_everyone()
 
     def run_evaluation() -> None:
         scores = evaluate_dev()
         if scores is None:
             return
-        if t.metric not in scores:
-            raise UserError(f"--metric {t.metric!r} is not one of {', '.join(sorted(scores))}")
-        value = scores[t.metric]
+        value = scores[t.metric]  # validate() checked the name
         state.last_dev = value
         logger.log({f"dev/{k}": v for k, v in scores.items()}, state.step)
         if state.best_score is None or value > state.best_score:
@@ -305,6 +355,9 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
             export_best(scores)
         else:
             state.evals_without_improvement += 1
+        if accelerator.is_main_process:
+            progress.write(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
+                           f"(best {100 * state.best_score:.2f} at step {state.best_step})", file=sys.stderr)
         if t.patience and state.evals_without_improvement >= t.patience:
             raise _Stop("early_stopping")
 
@@ -314,8 +367,10 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
         state.last_dev = step0[t.metric] if step0 else None
 
     stopped_by = "completed"
+    # A bar only on a terminal: redirected to a log, its carriage-return redraws read as blank lines. The
+    # evaluation lines below say how the run goes in both.
     progress = tqdm(total=total_steps, initial=state.step, desc="training", unit="step",
-                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+                    disable=not (accelerator.is_local_main_process and sys.stderr.isatty()), dynamic_ncols=True)
     model.train()
     sums: dict[str, torch.Tensor] = {}
     micro = 0
@@ -427,7 +482,7 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
     if stopped_by == "signal":
         save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
         accelerator.print(f"interrupted at step {state.step}: checkpoint saved. Resume with: "
-                          f"kodiffcse train --resume --output-dir {t.output_dir} (and the same options)")
+                          f"kodiffcse train --resume --output-dir {t.output_dir}")
     elif stopped_by == "nonfinite":
         accelerator.print(f"stopped: non-finite loss at step {state.step + 1}; the last good checkpoint and "
                           f"{t.best_name}/ are kept (pass --skip-nonfinite N to skip such steps)")
@@ -441,8 +496,9 @@ def _train(cfg: TrainConfig, accelerator, cleanup: contextlib.ExitStack) -> Trai
         if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
             enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
             test_scores = evaluate_encoder(enc, test, t.eval_batch_size)
-            atomic_write(os.path.join(t.output_dir, "test_scores.json"),
-                         json.dumps({"test_file": d.test_file, "scores": test_scores}, indent=2))
+            atomic_write(os.path.join(t.output_dir, TEST_SCORES_FILE),
+                         json.dumps({"test_file": _published(d.test_file), "scores": test_scores}, indent=2))
+            write_model_card(best_dir)  # the card gains the test row
             print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
     accelerator.end_training()
     return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ...atomic import atomic_write
-from ...errors import UserError
+from ...errors import UserError, count
 from .dump import check_dump, iter_pages
 from .filters import FilterOptions, drop_reason, exact_key, loose_key, normalize
 from .shuffle import shuffle_lines
@@ -190,13 +190,12 @@ def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: b
     """Build the corpus and return the report. `interrupt_after` (pages) simulates a crash in tests."""
     from tqdm import tqdm
 
-    from .split import check_splitter, require
+    from .split import check_splitter
 
     dump = check_dump(dump)
     out = Path(out)
     _check_output(out)
-    check_splitter(options.splitter)  # fail fast (one line) if a package is missing
-    require("mwparserfromhell", "mwparserfromhell")
+    check_splitter(options.splitter, "mwparserfromhell")  # fail fast: one line naming every missing package
 
     part, state_path = _paths(out)
     identity = {"version": STATE_VERSION, "dump": _dump_identity(dump), "options": options.identity()}
@@ -214,9 +213,10 @@ def build_corpus(dump, out, options: BuildOptions = BuildOptions(), *, resume: b
         _restore(part, state, dedup)
         counts.update(state["counts"])
         skip = state["pages"]
-        print(f"resuming after {skip:,} pages ({counts['kept']:,} sentences kept)", file=sys.stderr)
-    elif resume:
-        print("nothing to resume; starting from the beginning", file=sys.stderr)
+        print(f"resuming after {count(skip, 'page')} ({count(counts['kept'], 'sentence')} kept)", file=sys.stderr)
+    elif resume:  # as `train --resume`: a typo'd --out must not silently start over
+        raise UserError("--resume: nothing to resume (no interrupted build of this output); rerun without --resume",
+                        path=str(out))
 
     try:
         fh = open(part, "ab" if skip else "wb")

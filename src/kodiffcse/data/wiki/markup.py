@@ -37,7 +37,7 @@ def _require():
     except ImportError:  # pragma: no cover - exercised through the CLI dependency check
         from .split import require
 
-        require("mwparserfromhell", "mwparserfromhell")
+        require("mwparserfromhell")
         raise
     return mwparserfromhell
 

@@ -18,13 +18,22 @@ SPLITTERS = ("kiwi", "kss")
 MAX_PARAGRAPH_CHARS = 20_000
 
 
-def require(module: str, package: str) -> None:
-    """Fail with one line naming the pip package when an optional dependency is missing."""
-    if importlib.util.find_spec(module) is None:
-        raise UserError(
-            f"the '{package}' package is required for this command; "
-            f"install it with: pip install \"kodiffcse[wiki]\" (or pip install {package})"
-        )
+def require(*packages: str) -> None:
+    """Fail with one line naming every missing optional package (the module names are the pip names)."""
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    if missing:
+        names = ", ".join(f"'{p}'" for p in missing)
+        raise UserError(f"the {'package' if len(missing) == 1 else 'packages'} {names} "
+                        f"{'is' if len(missing) == 1 else 'are'} required for this command; install with: "
+                        f"pip install \"kodiffcse[wiki]\" (or pip install {' '.join(missing)})")
+
+
+def splitter_packages(name: str) -> tuple[str, ...]:
+    if name == "kiwi":
+        return ("kiwipiepy", "kiwipiepy_model")
+    if name == "kss" or name.startswith("kss-"):
+        return ("kss",)
+    raise UserError(f"unknown sentence splitter {name!r}; choose one of {', '.join(SPLITTERS)}")
 
 
 class KiwiSplitter:
@@ -33,7 +42,7 @@ class KiwiSplitter:
     name = "kiwi"
 
     def __init__(self) -> None:
-        require("kiwipiepy", "kiwipiepy")
+        require("kiwipiepy")
         from kiwipiepy import Kiwi
 
         # One helper thread: batch calls need Kiwi's async mode, and our own worker processes
@@ -55,7 +64,7 @@ class KssSplitter:
 
     def __init__(self, backend: str = "pecab") -> None:
         self.name = f"kss-{backend}"
-        require("kss", "kss")
+        require("kss")
         import kss
 
         self._split: Callable = kss.split_sentences
@@ -78,15 +87,10 @@ def make_splitter(name: str = "kiwi"):
     raise UserError(f"unknown sentence splitter {name!r}; choose one of {', '.join(SPLITTERS)}")
 
 
-def check_splitter(name: str) -> None:
-    """Check a splitter's package is installed without loading its model (cheap, safe before fork)."""
-    if name == "kiwi":
-        require("kiwipiepy", "kiwipiepy")
-        require("kiwipiepy_model", "kiwipiepy_model")
-    elif name == "kss" or name.startswith("kss-"):
-        require("kss", "kss")
-    else:
-        raise UserError(f"unknown sentence splitter {name!r}; choose one of {', '.join(SPLITTERS)}")
+def check_splitter(name: str, *also: str) -> None:
+    """Check a splitter's packages (and `also`) are installed without loading its model (cheap, safe before
+    fork); all that are missing are named in one line."""
+    require(*also, *splitter_packages(name))
 
 
 def split_all(splitter, paragraphs: Iterable[str], batch: int = 256) -> Iterable[list[str]]:
