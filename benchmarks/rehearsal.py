@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import pty
 import re
 import shutil
 import signal
@@ -158,7 +159,9 @@ class Step:
 
     def run(self) -> dict:
         print(f"\n[rehearsal] {self.name}: {' '.join(self.argv)}", file=sys.stderr, flush=True)
-        read_fd, write_fd = os.pipe()
+        # A pseudo-terminal, as for a user at a terminal: the training progress bar is drawn only on a TTY
+        # (to a pipe or file it prints plain lines instead), and the step times are read from the bar.
+        read_fd, write_fd = pty.openpty()
         start = time.time()
         with open(self.log, "wb") as sink:
             proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=write_fd,
@@ -324,6 +327,8 @@ def main(argv=None) -> int:
     p.add_argument("--exit-grace", type=float, default=60, help="seconds a process may run after its final line")
     p.add_argument("--quiet", action="store_true", help="do not echo the processes' output")
     p.add_argument("--logs", default=None, help="copy every process's output log into this folder")
+    p.add_argument("--train-arg", dest="train_args", action="append", default=[],
+                   help="an extra option for both training runs, once per word (e.g. --train-arg=--gradient-checkpointing)")
     p.add_argument("--json", dest="json_out")
     args = p.parse_args(argv)
     dev, test = os.path.join(args.korsts, "sts-dev.tsv"), os.path.join(args.korsts, "sts-test.tsv")
@@ -357,7 +362,7 @@ def main(argv=None) -> int:
         "--test", "False", "--max_len", "64", "--batch_size", "128", "--epochs", "1", "--eval_steps", str(args.steps),
         "--lr", "0.00005", "--masking_ratio", "0.15", "--lambda_weight", "0.005", "--warmup_ratio", "0.05",
         "--temperature", "0.05", "--path_to_data", args.korsts, "--train_data", os.path.abspath(args.corpus),
-        "--valid_data", "sts-dev.tsv", "--ckpt", "best_checkpoint.pt",
+        "--valid_data", "sts-dev.tsv", "--ckpt", "best_checkpoint.pt", *args.train_args,
     ]
     common = dict(cwd=run_dir, timeout=args.timeout, grace=args.exit_grace, env=env, echo=not args.quiet)
     done_train = r"^done: \d+ steps"
@@ -393,7 +398,7 @@ def main(argv=None) -> int:
     best = out_dir / "best_checkpoint"
     result: dict = {
         "machine": machine("cuda" if gpu else None), "size": args.size, "batch_size": 128, "max_len": 64,
-        "steps": [args.steps, args.resume_steps], "models_build_s": build_s,
+        "steps": [args.steps, args.resume_steps], "train_args": args.train_args, "models_build_s": build_s,
         "encoder_bytes": dir_bytes(enc_dir), "generator_bytes": dir_bytes(gen_dir),
         "median_step_s": statistics.median(step_s) if step_s else None, "step_s": step_s,
         "mean_step_s": (sum(timing[k]["span"][0] for k in timing if "span" in timing[k])

@@ -106,6 +106,7 @@ def test_defaults_complete_an_epoch_and_exit(tiny, sample, tmp_path):
     assert r.code == 0, r.err[-3000:]
     exited_promptly(r)
     assert "done: 4 steps (completed)" in r.out
+    assert "step 4/4: loss " in r.err  # no terminal, so no progress bar: a plain progress line instead
     saved = json.loads((out / "kodiffcse_config.json").read_text())
     assert saved["data"]["num_workers"] == 2 and saved["training"]["log_with"] == "tensorboard"
     assert list((out / "kodiffcse").rglob("events.out.tfevents.*")), "the default tracker wrote nothing"

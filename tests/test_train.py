@@ -202,3 +202,30 @@ def test_training_steps_read_no_device_scalar_per_step(tiny, sample, tmp_path, m
         counts[steps] = reads[0]
     # 20 more steps add two log lines (a handful of metrics each), not one read per step
     assert counts[30] - counts[10] < 20, counts
+
+
+def test_gradient_checkpointing_trains_the_same_weights(tiny, sample, tmp_path, monkeypatch):
+    """Recomputed activations with the same dropout masks (checkpoint restores torch's RNG): the same run, for
+    encoder and discriminator alike, with the layers really recomputed."""
+    import transformers.modeling_utils
+
+    from conftest import assert_same_params, checkpoint_params
+    from kodiffcse.training.checkpoint import latest_checkpoint
+
+    real, calls = transformers.modeling_utils.checkpoint, [0]
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint", counting)
+    weights = {}
+    for flag in (False, True):
+        out = tmp_path / f"checkpointing-{flag}"
+        result = train(tiny_config(tiny, sample, out, max_steps=3, eval_steps=0, gradient_checkpointing=flag))
+        assert result.steps == 3
+        weights[flag] = checkpoint_params(latest_checkpoint(str(out)))
+        if not flag:
+            assert calls[0] == 0
+    assert calls[0] == 3 * (2 + 2)  # 3 steps x (2 encoder layers + 2 discriminator layers)
+    assert_same_params(weights[False], weights[True], tol=1e-6)

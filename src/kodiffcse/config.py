@@ -89,6 +89,10 @@ class TrainingConfig:
                                         "(tensorboard, wandb, mlflow, comet_ml, aim, clearml, dvclive, ...) and "
                                         "whose package is installed")
     compile: bool = _opt(False, "torch.compile the encoder (in place)")
+    gradient_checkpointing: bool = _opt(
+        False, "recompute each layer's activations in the backward pass (transformers' gradient checkpointing, "
+               "encoder and discriminator): about a third more compute for a small part of the activation memory; "
+               "the reference recipe needs it on a 24 GiB CPU machine")
 
 
 @dataclass

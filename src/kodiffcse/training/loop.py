@@ -38,6 +38,7 @@ from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpo
 from .curves import plot_training_curves
 
 METRICS_FILE = "metrics.jsonl"
+LINE_INTERVAL_S = 30  # without a terminal (no progress bar), a progress line at most this often
 TENSORBOARD_DIR = "kodiffcse"  # the project name given to init_trackers: Accelerate logs under it
 
 
@@ -275,6 +276,14 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     hidden = encoder.config.hidden_size
     discriminator = ConditionalDiscriminator(load_encoder(m.model)) if m.objective == "diffcse" else None
     model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp)
+    if t.gradient_checkpointing:  # non-reentrant: checkpoint restores torch's RNG, so dropout masks are redrawn alike
+        for backbone in (model.encoder, discriminator.backbone if discriminator is not None else None):
+            if backbone is not None:
+                enable = getattr(backbone, "activation_checkpointing_enable", None)  # its name since transformers 5.x
+                if enable is not None:
+                    enable({"use_reentrant": False})
+                else:
+                    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if t.compile:  # in place: module names, state dicts and save_pretrained stay as they are
         model.encoder.compile(dynamic=True)
     if accelerator.is_main_process:
@@ -373,7 +382,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
                     disable=not (accelerator.is_local_main_process and sys.stderr.isatty()), dynamic_ncols=True)
     model.train()
     sums: dict[str, torch.Tensor] = {}
-    micro = 0
+    micro, last_line = 0, time.time()
     # The non-finite guard decides on the device: a bad micro-step's update is skipped by the fused AdamW's
     # found_inf (weights and moments untouched), its BatchNorm statistics are restored, and once more steps
     # went bad than --skip-nonfinite allows every later update is skipped too. The host reads the flags only
@@ -449,6 +458,11 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
                         if state.last_dev is not None:
                             postfix["dev"] = f"{100 * state.last_dev:.2f}"
                         progress.set_postfix(postfix)
+                        if progress.disable and accelerator.is_local_main_process and (
+                                time.time() - last_line >= LINE_INTERVAL_S or state.step == total_steps):
+                            last_line = time.time()  # a log file gets a plain line at most every 30 s instead
+                            print(f"step {state.step}/{total_steps}: " + ", ".join(f"{k} {v}" for k, v in postfix.items())
+                                  + f", lr {means['lr']:.3g}", file=sys.stderr, flush=True)
                         sums, micro = {}, 0
                     if t.eval_steps and state.step % t.eval_steps == 0:
                         check_nonfinite()
