@@ -146,18 +146,15 @@ def _read_pairs(path: str, lines, columns: dict[str, int | None], header_line: i
         premise, hypothesis = fields[s1_at].strip(), fields[s2_at].strip()
         label = fields[label_at].strip().lower()
         counts["pairs"] += 1
-        if label not in LABELS:
-            if label == UNLABELED:
-                counts["unlabeled"] += 1
-                continue
-            raise UserError(f"gold_label {fields[label_at].strip()[:40]!r} is not one of {', '.join(LABELS)}",
-                            path=path, line=number)
+        if label not in LABELS and label != UNLABELED:
+            raise UserError(f"gold_label {fields[label_at].strip()[:40]!r} is not one of {', '.join(LABELS)} "
+                            f"(or '{UNLABELED}', no gold label)", path=path, line=number)
         if not premise or not hypothesis:
             counts["empty"] += 1
             continue
         group = premises.setdefault(premise, {"line": number, "entailment": [], "contradiction": []})
-        if label == "neutral":
-            counts["neutral"] += 1
+        if label in ("neutral", UNLABELED):
+            counts["neutral" if label == "neutral" else "unlabeled"] += 1
             continue
         group[label].append(hypothesis)
     triplets, dropped, unpaired = [], Counter({reason: 0 for reason in _DROPPED}), 0
