@@ -12,6 +12,7 @@ lengths, so length stops being a cue the contrastive loss could use (docs/design
 """
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -51,10 +52,17 @@ def epoch_batches(size: int, batch_size: int, seed: int, epoch: int,
 class TokenCounter:
     """Exact token counts (capped at max_len) of corpus lines, for length grouping."""
 
-    def __init__(self, corpus: LineCorpus, tokenizer, max_len: int):
+    def __init__(self, corpus: LineCorpus | TripletData, tokenizer, max_len: int):
         self.corpus, self.max_len = corpus, max_len
-        self.encode = tokenizer.backend_tokenizer.encode_batch if hasattr(tokenizer, "backend_tokenizer") else \
-            (lambda texts: tokenizer(texts)["input_ids"])
+        if hasattr(tokenizer, "backend_tokenizer"):
+            # A copy without padding: transformers leaves the padding of its last padded call (an evaluation, a
+            # collate in this process) switched on in the shared backend, and every count would be the window's
+            # longest.
+            backend = copy.deepcopy(tokenizer.backend_tokenizer)
+            backend.no_padding()
+            self.encode = backend.encode_batch
+        else:
+            self.encode = lambda texts: tokenizer(texts)["input_ids"]
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
         items = [self.corpus[int(i)] for i in indices]
