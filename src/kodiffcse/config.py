@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any, get_args, get_origin
@@ -33,7 +34,9 @@ class ModelConfig:
         "from the encoder's own MLM checkpoint by keeping its first N layers",
         aliases=("--generator_name",),
     )
-    objective: str = _opt("diffcse", "training objective; simcse is the baseline", choices=("diffcse", "simcse"))
+    objective: str = _opt("diffcse", "training objective; simcse is the baseline; sup-simcse is supervised SimCSE "
+                                     "on NLI triplets (--train-file: a KorNLI or triplet TSV)",
+                          choices=("diffcse", "simcse", "sup-simcse"))
     pooler: str = _opt(
         "cls_before_pooler",
         "sentence vector: CLS state (the MLP is added in training only) or mean of token states",
@@ -45,11 +48,14 @@ class ModelConfig:
     masking_ratio: float = _opt(0.15, "share of tokens the generator edits", aliases=("--masking_ratio",))
     lambda_weight: float = _opt(0.005, "weight of the replaced-token-detection loss", aliases=("--lambda_weight",))
     temperature: float = _opt(0.05, "InfoNCE temperature")
+    hard_negative_weight: float = _opt(0.0, "sup-simcse: added to the logit of each anchor's own hard negative "
+                                            "(official hard_negative_weight; 0 leaves it an ordinary negative)")
 
 
 @dataclass
 class DataConfig:
-    train_file: str | None = _opt(None, "unlabeled corpus: UTF-8 text, one sentence per line", aliases=("--train_data",))
+    train_file: str | None = _opt(None, "unlabeled corpus: UTF-8 text, one sentence per line (sup-simcse: a KorNLI "
+                                        "TSV or an anchor/positive/hard-negative TSV)", aliases=("--train_data",))
     dev_file: str | None = _opt(None, "STS dev file (KorSTS TSV or sentence1<TAB>sentence2<TAB>score)",
                                 aliases=("--valid_data",))
     test_file: str | None = _opt(None, "STS test file scored with the best model after training", aliases=("--test_data",))
@@ -119,6 +125,9 @@ class TrainConfig:
             (t.save_total_limit >= 1, "--save-total-limit must be at least 1"),
             (d.num_workers >= 0, "--num-workers must be >= 0"),
             (d.train_file is not None, "--train-file is required"),
+            (m.objective == "sup-simcse" or m.hard_negative_weight == 0.0,
+             "--hard-negative-weight applies to --objective sup-simcse only"),
+            (math.isfinite(m.hard_negative_weight), "--hard-negative-weight must be finite"),
             (t.best_name and "/" not in t.best_name and t.best_name not in (".", ".."),
              f"--best-name must be a plain folder name, got {t.best_name!r}"),
         ]

@@ -1,4 +1,4 @@
-"""`kodiffcse data`: fetch KorSTS and build the Korean Wikipedia training corpus."""
+"""`kodiffcse data`: fetch KorSTS and KorNLI, and build the Korean Wikipedia training corpus."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +6,9 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser("data", help="fetch KorSTS; build the Korean Wikipedia corpus",
+    parser = subparsers.add_parser("data", help="fetch KorSTS and KorNLI; build the Korean Wikipedia corpus",
                                    description="Fetch evaluation data and build training data.")
-    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{korsts,wiki}")
+    sub = parser.add_subparsers(dest="data_command", required=True, metavar="{korsts,kornli,wiki}")
 
     k = sub.add_parser("korsts", help="download KorSTS, verify SHA-256, write the reference layout")
     k.add_argument("--out", required=True, type=Path, help="directory for sts-*.tsv, valid_sts.tsv, test_sts.tsv")
@@ -16,6 +16,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="use local copies of sts-{train,dev,test}.tsv instead of downloading (offline)")
     k.add_argument("--cache", type=Path, help="download cache (default: $KODIFFCSE_CACHE or ~/.cache/kodiffcse)")
     k.add_argument("--no-progress", action="store_true")
+
+    n = sub.add_parser("kornli", help="download KorNLI, verify pinned digests, build supervised-SimCSE triplets")
+    n.add_argument("--out", required=True, type=Path,
+                   help="directory for the four KorNLI TSVs and train_triplets.tsv (for --objective sup-simcse)")
+    n.add_argument("--from", dest="from_dir", type=Path,
+                   help="use local copies of snli_1.0_train.ko.tsv, multinli.train.ko.tsv, xnli.dev.ko.tsv and "
+                        "xnli.test.ko.tsv instead of downloading (offline)")
+    n.add_argument("--cache", type=Path, help="download cache (default: $KODIFFCSE_CACHE or ~/.cache/kodiffcse)")
+    n.add_argument("--no-progress", action="store_true")
 
     w = sub.add_parser("wiki", help="build wiki_corpus.txt (one sentence per line) from a kowiki dump")
     src = w.add_mutually_exclusive_group(required=True)
@@ -40,7 +49,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     if args.data_command == "korsts":
         return _korsts(args)
+    if args.data_command == "kornli":
+        return _kornli(args)
     return _wiki(args)
+
+
+def _kornli(args) -> int:
+    from ..data.kornli_download import LICENCE, fetch_kornli
+
+    written, reports = fetch_kornli(args.out, args.from_dir, cache=args.cache,
+                                    progress=False if args.no_progress else None)
+    for report in reports:
+        print(report)
+    for path in written.values():
+        print(f"wrote {path}")
+    print(LICENCE)
+    return 0
 
 
 def _korsts(args) -> int:

@@ -12,6 +12,7 @@ lengths, so length stops being a cue the contrastive loss could use (docs/design
 """
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from .corpus import LineCorpus
+from .nli import TripletData
 
 GROUP_WINDOW = 50  # batches per length-sorted window
 
@@ -50,15 +52,26 @@ def epoch_batches(size: int, batch_size: int, seed: int, epoch: int,
 class TokenCounter:
     """Exact token counts (capped at max_len) of corpus lines, for length grouping."""
 
-    def __init__(self, corpus: LineCorpus, tokenizer, max_len: int):
+    def __init__(self, corpus: LineCorpus | TripletData, tokenizer, max_len: int):
         self.corpus, self.max_len = corpus, max_len
-        self.encode = tokenizer.backend_tokenizer.encode_batch if hasattr(tokenizer, "backend_tokenizer") else \
-            (lambda texts: tokenizer(texts)["input_ids"])
+        if hasattr(tokenizer, "backend_tokenizer"):
+            # A copy without padding: transformers leaves the padding of its last padded call (an evaluation, a
+            # collate in this process) switched on in the shared backend, and every count would be the window's
+            # longest.
+            backend = copy.deepcopy(tokenizer.backend_tokenizer)
+            backend.no_padding()
+            self.encode = backend.encode_batch
+        else:
+            self.encode = lambda texts: tokenizer(texts)["input_ids"]
 
     def __call__(self, indices: np.ndarray) -> np.ndarray:
-        encoded = self.encode([self.corpus[int(i)] for i in indices])
-        counts = [len(e.ids) if hasattr(e, "ids") else len(e) for e in encoded]
-        return np.minimum(np.asarray(counts, dtype=np.int64), self.max_len)
+        items = [self.corpus[int(i)] for i in indices]
+        width = len(items[0]) if items and isinstance(items[0], tuple) else 0  # triplets: the longest of the three
+        encoded = self.encode([s for item in items for s in item] if width else items)
+        counts = np.asarray([len(e.ids) if hasattr(e, "ids") else len(e) for e in encoded], dtype=np.int64)
+        if width:
+            counts = counts.reshape(-1, width).max(axis=1)
+        return np.minimum(counts, self.max_len)
 
 
 class ShardedBatchSampler(torch.utils.data.Sampler):
@@ -87,23 +100,31 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
 
 
 class CorpusDataset(torch.utils.data.Dataset):
-    def __init__(self, corpus: LineCorpus):
+    """Sentences of a corpus, or (anchor, positive, hard negative) triplets of a TripletData."""
+
+    def __init__(self, corpus: LineCorpus | TripletData):
         self.corpus = corpus
 
     def __len__(self) -> int:
         return len(self.corpus)
 
-    def __getitem__(self, i: int) -> str:
+    def __getitem__(self, i: int) -> str | tuple[str, str, str]:
         return self.corpus[i]
 
 
 class Collate:
-    """Tokenise a list of sentences, padding only to the longest one in the batch."""
+    """Tokenise a list of sentences, padding only to the longest one in the batch.
+
+    A batch of B triplets (supervised SimCSE) becomes 3B rows: the B anchors, then the B positives, then the
+    B hard negatives, so the step encodes them in one pass and the loss slices them back apart.
+    """
 
     def __init__(self, tokenizer, max_len: int, pad_to_max: bool = False):
         self.tokenizer, self.max_len, self.pad_to_max = tokenizer, max_len, pad_to_max
 
-    def __call__(self, sentences: list[str]) -> dict[str, torch.Tensor]:
+    def __call__(self, sentences: list[str] | list[tuple[str, ...]]) -> dict[str, torch.Tensor]:
+        if sentences and isinstance(sentences[0], tuple):
+            sentences = [s for column in zip(*sentences) for s in column]
         enc = self.tokenizer(
             sentences, padding="max_length" if self.pad_to_max else "longest", truncation=True,
             max_length=self.max_len, return_tensors="pt",
@@ -150,7 +171,7 @@ def shut_down_workers(loader: torch.utils.data.DataLoader) -> None:
         iterator._shutdown_workers()
 
 
-def make_loader(corpus: LineCorpus, tokenizer, batch_size: int, max_len: int, seed: int, group_by_length: bool,
+def make_loader(corpus: LineCorpus | TripletData, tokenizer, batch_size: int, max_len: int, seed: int, group_by_length: bool,
                 num_workers: int, rank: int = 0, world_size: int = 1, pin_memory: bool = False):
     lengths_of = TokenCounter(corpus, tokenizer, max_len) if group_by_length else None
     sampler = ShardedBatchSampler(len(corpus), batch_size, seed, rank, world_size, lengths_of)

@@ -42,7 +42,12 @@ def cache_dir() -> Path:
 
 
 def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
+    """Hex digest of a file; "git-blob" is git's blob id, SHA-1 of `blob <size>\\0` and the bytes, so a file
+    can be checked against the id a repository lists for it."""
+    if algorithm == "git-blob":
+        h = hashlib.sha1(b"blob %d\0" % os.path.getsize(path))
+    else:
+        h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(CHUNK), b""):
             h.update(chunk)
@@ -126,6 +131,20 @@ def _cached(name: str, base_url: str, cache: Path, progress: bool | None) -> Pat
     return download_file(f"{base_url}/{name}", target, digest=SHA256[name], progress=progress)
 
 
+def prepare_output_dir(out: Path) -> Path:
+    """Create the output directory (only once every input is verified), with one-line errors."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("output exists and is not a directory", path=str(out))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output directory: {exc.strerror}", path=str(out)) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError("output directory is not writable", path=str(out))
+    return out
+
+
 def parse_rows(path: Path) -> list[tuple[str, str, str]]:
     """(sentence1, sentence2, score) rows. Split on tabs only: the data has unbalanced quotes."""
     rows = []
@@ -169,15 +188,7 @@ def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None 
                                 f"{', '.join(SHA256)}") from None
 
     # All inputs verified: only now touch the output directory, each file written atomically.
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError("output exists and is not a directory", path=str(out))
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output directory: {exc.strerror}", path=str(out)) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise UserError("output directory is not writable", path=str(out))
+    out = prepare_output_dir(out)
     written: dict[str, Path] = {}
     for name, src in sources.items():
         data = src.read_bytes()

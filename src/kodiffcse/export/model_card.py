@@ -57,6 +57,8 @@ CITATIONS = {
   primaryClass={cs.CL}
 }""",
 }
+_METHOD = {"diffcse": "DiffCSE", "simcse": "SimCSE", "sup-simcse": "supervised SimCSE"}
+_SUPERVISED = ("sup-simcse",)  # trained on labelled data: the card says so and does not claim "without labels"
 
 
 def card_data(config: dict | None, model_id: str | None = None, license: str | None = None):
@@ -70,9 +72,10 @@ def card_data(config: dict | None, model_id: str | None = None, license: str | N
     objective = config.get("model", {}).get("objective", "diffcse")
     data = SentenceTransformerModelCardData(
         language="ko", license=license, model_id=model_id, local_files_only=True,
-        model_name=f"Korean {'DiffCSE' if objective == 'diffcse' else 'SimCSE'} sentence encoder (kodiffcse)",
+        model_name=f"Korean {_METHOD.get(objective, objective)} sentence encoder (kodiffcse)",
         generate_widget_examples=False)
-    data.add_tags(["kodiffcse", objective, "korean", "unsupervised"])  # after sentence-transformers' own tags
+    supervision = "supervised" if objective in _SUPERVISED else "unsupervised"
+    data.add_tags(["kodiffcse", objective, "korean", supervision])  # after sentence-transformers' own tags
     base = config.get("model", {}).get("model")
     if base and not os.path.isabs(base) and base.count("/") == 1 and not base.startswith("."):
         data.base_model = base  # a Hub id; local paths are no use to a reader of the card
@@ -107,13 +110,18 @@ def kodiffcse_sections(config: dict | None, dev: dict | None, test: dict | None)
     m, d, t = config.get("model", {}), config.get("data", {}), config.get("training", {})
     out = ["## kodiffcse", ""]
     if config:
-        out += ["### Training Data", "",
-                f"- **Unlabeled corpus:** `{os.path.basename(d.get('train_file') or '?')}` (one sentence per line)",
+        train_data = (f"- **NLI triplets:** `{os.path.basename(d.get('train_file') or '?')}` (premise, entailment "
+                      "hypothesis as positive, contradiction hypothesis as hard negative)"
+                      if m.get("objective") in _SUPERVISED else
+                      f"- **Unlabeled corpus:** `{os.path.basename(d.get('train_file') or '?')}` (one sentence per line)")
+        out += ["### Training Data", "", train_data,
                 f"- **Dev set (checkpoint selection):** `{os.path.basename(d.get('dev_file') or 'none')}`", "",
                 "### Training Recipe", "",
                 f"- **Objective:** {m.get('objective', '?')} (InfoNCE, temperature {m.get('temperature')}"
                 + (f"; replaced-token detection, lambda {m.get('lambda_weight')}, masking {m.get('masking_ratio')}, "
-                   f"generator `{m.get('generator')}`" if m.get("objective") == "diffcse" else "") + ")",
+                   f"generator `{m.get('generator')}`" if m.get("objective") == "diffcse" else "")
+                + (f"; in-batch and hard negatives, hard-negative weight {m.get('hard_negative_weight', 0.0)}"
+                   if m.get("objective") in _SUPERVISED else "") + ")",
                 f"- **Encoder initialised from:** `{m.get('model')}`; pooling `{m.get('pooler')}` "
                 "(the training MLP is not part of the model), max length " + str(m.get("max_len")),
                 f"- **Batch size:** {t.get('batch_size')}, **lr:** {t.get('lr')}, **epochs:** {t.get('epochs')}, "
@@ -130,8 +138,11 @@ def kodiffcse_sections(config: dict | None, dev: dict | None, test: dict | None)
             _scores_table(rows), ""] if rows else ["No dev or test scores were recorded with this model.", ""]
     out += ["### Intended Use", "",
             "Sentence embeddings for Korean: semantic textual similarity, semantic search, clustering and "
-            "deduplication. Trained without labels, so it scores below supervised STS models; check it on your "
-            "own data before relying on it. Texts longer than the maximum sequence length are truncated.", "",
+            "deduplication. " + ("Trained on translated NLI labels; check it on your own data before relying on "
+                                 "it." if m.get("objective") in _SUPERVISED else
+                                 "Trained without labels, so it scores below supervised STS models; check it on "
+                                 "your own data before relying on it.")
+            + " Texts longer than the maximum sequence length are truncated.", "",
             "```python", "from kodiffcse import SentenceEncoder", "",
             'encoder = SentenceEncoder.from_pretrained("MODEL_DIR_OR_HUB_ID")',
             f'print(encoder.similarity("{EXAMPLES[0]}", "{EXAMPLES[1]}"))', "```", ""]
@@ -156,8 +167,9 @@ def _complete(card: str, config: dict | None) -> str:
     config = config or {}
     objective = config.get("model", {}).get("objective", "diffcse")
     corpus = config.get("data", {}).get("train_file")
-    how = f" with unsupervised {'DiffCSE' if objective == 'diffcse' else 'SimCSE'} (kodiffcse)" + \
-        (f" on the unlabeled corpus `{os.path.basename(corpus)}`" if corpus else "")
+    supervised = objective in _SUPERVISED
+    how = f" with {'' if supervised else 'unsupervised '}{_METHOD.get(objective, objective)} (kodiffcse)" + \
+        (f" on the {'NLI triplets' if supervised else 'unlabeled corpus'} `{os.path.basename(corpus)}`" if corpus else "")
     card = re.sub(r"(This is a \[sentence-transformers\]\([^)]*\) model(?: finetuned from \[[^\]]*\]\([^)]*\))?"
                   r"(?: trained)?)\. It maps", lambda match: match.group(1) + how + ". It maps", card, count=1)
     return re.sub(r"^- [A-Za-z ]+: *\n", "", card, flags=re.MULTILINE)  # e.g. "- Datasets: " without datasets

@@ -1,6 +1,7 @@
 """The training loop on Hugging Face Accelerate: CPU, one GPU, or DDP over many (torchrun/accelerate launch).
 
 text -> LineCorpus -> sharded batches -> TrainingStep (generator edits, one 2B-row encoder pass, losses)
+(sup-simcse: NLI pairs -> TripletData -> the same sharded batches of triplets -> one 3B-row encoder pass)
 -> AdamW + linear warmup/decay -> dev evaluation every eval_steps -> best/ and resumable checkpoints.
 Evaluation and exports run on the main process; the others wait.
 """
@@ -23,6 +24,7 @@ from ..atomic import TMP_PREFIX, atomic_write
 from ..config import CONFIG_FILE, TrainConfig
 from ..data.batching import make_loader, shut_down_workers
 from ..data.corpus import LineCorpus
+from ..data.nli import TripletData, read_triplets
 from ..data.sts import STSData, read_sts
 from ..errors import UserError, count
 from ..evaluation import evaluate_encoder, markdown_table
@@ -240,7 +242,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
 
     m, d, t = cfg.model, cfg.data, cfg.training
     # Read and validate the data before any model is loaded.
-    corpus = LineCorpus(d.train_file)
+    corpus = read_triplets(d.train_file) if m.objective == "sup-simcse" else LineCorpus(d.train_file)
     dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
     test: STSData | None = read_sts(d.test_file) if d.test_file else None
 
@@ -250,6 +252,8 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
         log_with=trackers or None, project_dir=t.output_dir, cpu=_distributed_launch_on_cpu(),
     )
     if accelerator.is_main_process:
+        if isinstance(corpus, TripletData):
+            print(corpus.summary())  # what the triplet builder kept and dropped, and why
         recover(t.output_dir, t.best_name)  # what a kill interrupted: a best/ swap, unfinished .tmp-* dirs
     accelerator.wait_for_everyone()
     quiet_transformers()
@@ -257,7 +261,8 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     world = accelerator.num_processes
     batches_per_epoch = len(corpus) // t.batch_size // world
     if batches_per_epoch < t.gradient_accumulation_steps:
-        raise UserError(f"the corpus has {count(len(corpus), 'sentence')}: fewer than one optimizer step of "
+        what = "triplet" if isinstance(corpus, TripletData) else "sentence"
+        raise UserError(f"the corpus has {count(len(corpus), what)}: fewer than one optimizer step of "
                         f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
     steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
     run_keys = {"seed": t.seed, "batch_size": t.batch_size, "world_size": world, "corpus_sentences": len(corpus),

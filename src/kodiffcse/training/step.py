@@ -2,6 +2,7 @@
 
 Both dropout views are one encoder pass over 2B rows; masks are drawn fresh for all 2B rows; the
 generator fills them in one inference pass; the discriminator reads all 2B edited rows in one pass.
+Supervised SimCSE's batch is the 3B rows of B triplets, also encoded in one pass.
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import torch
 
 from ..config import ModelConfig
 from ..data.masking import mask_tokens
-from ..losses import diffcse_loss
+from ..losses import diffcse_loss, supervised_loss
 from ..modeling.generator import FrozenGenerator
 
 
@@ -31,6 +32,9 @@ class TrainingStep:
         return edited, replaced
 
     def __call__(self, model, batch: dict[str, torch.Tensor], edits=None) -> dict[str, torch.Tensor]:
+        if self.cfg.objective == "sup-simcse":  # 3B rows already: anchors, positives, hard negatives; one pass
+            outputs = model(batch["input_ids"], batch["attention_mask"])
+            return supervised_loss(outputs, self.cfg.temperature, self.cfg.hard_negative_weight)
         input_ids = torch.cat([batch["input_ids"], batch["input_ids"]])
         attention_mask = torch.cat([batch["attention_mask"], batch["attention_mask"]])
         edited = replaced = None
