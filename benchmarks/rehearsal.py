@@ -31,15 +31,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import fcntl
 import os
 import pty
 import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from pathlib import Path
@@ -162,6 +165,7 @@ class Step:
         # A pseudo-terminal, as for a user at a terminal: the training progress bar is drawn only on a TTY
         # (to a pipe or file it prints plain lines instead), and the step times are read from the bar.
         read_fd, write_fd = pty.openpty()
+        fcntl.ioctl(write_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))  # 0 columns: tqdm draws nothing
         start = time.time()
         with open(self.log, "wb") as sink:
             proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL, stdout=write_fd,

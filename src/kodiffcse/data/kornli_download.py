@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_file
 from ..errors import UserError
-from .korsts_download import cache_dir, download_file, file_digest, prepare_output_dir
+from .korsts_download import cache_dir, download_file, file_digest, pinned_sources, prepare_output_dir
 from .nli import read_triplets, write_triplets
 
 BASE_URL = "https://raw.githubusercontent.com/kakaobrain/KorNLUDatasets/master/KorNLI"
@@ -85,19 +85,9 @@ def fetch_kornli(out: Path, from_dir: Path | None = None, *, cache: Path | None 
     """Verify (downloading if needed) the four files, write them to `out` with the train triplets.
 
     Returns the written paths and the triplet builder's one-line reports for the two train files."""
-    sources: dict[str, Path] = {}
-    if from_dir is not None:
-        from_dir = Path(from_dir)
-        if not from_dir.is_dir():
-            raise UserError("--from directory not found", path=str(from_dir))
-        for name in PINS:
-            check_pinned(from_dir / name, name)
-            sources[name] = from_dir / name
-    else:
-        base_url = os.environ.get("KODIFFCSE_KORNLI_URL", BASE_URL).rstrip("/")
-        cache = Path(cache) if cache else cache_dir() / "kornli"
-        for name in PINS:
-            sources[name] = _cached(name, base_url, cache, progress)
+    base_url = os.environ.get("KODIFFCSE_KORNLI_URL", BASE_URL).rstrip("/")
+    cache = Path(cache) if cache else cache_dir() / "kornli"
+    sources = pinned_sources(PINS, from_dir, check_pinned, lambda name: _cached(name, base_url, cache, progress))
     datasets = [read_triplets(sources[name]) for name in TRAIN_FILES]  # bad rows fail before anything is written
 
     out = prepare_output_dir(out)

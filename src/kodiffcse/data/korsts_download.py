@@ -164,28 +164,34 @@ def parse_rows(path: Path) -> list[tuple[str, str, str]]:
     return rows
 
 
+def pinned_sources(names, from_dir: Path | None, verify, download) -> dict[str, Path]:
+    """Each pinned file, from `--from DIR` (verified there) or from the cache, downloading what is missing."""
+    if from_dir is None:
+        return {name: download(name) for name in names}
+    from_dir = Path(from_dir)
+    if not from_dir.is_dir():
+        raise UserError("--from directory not found", path=str(from_dir))
+    for name in names:
+        verify(from_dir / name, name)
+    return {name: from_dir / name for name in names}
+
+
 def fetch_korsts(out: Path, from_dir: Path | None = None, *, cache: Path | None = None,
                  progress: bool | None = None) -> dict[str, Path]:
     """Verify (and if needed download) all three files, then write them and the reference layout to out."""
-    sources: dict[str, Path] = {}
-    if from_dir is not None:
-        from_dir = Path(from_dir)
-        if not from_dir.is_dir():
-            raise UserError("--from directory not found", path=str(from_dir))
-        for name in SHA256:
-            _verify(from_dir / name, name)
-            sources[name] = from_dir / name
-    else:
-        base_url = os.environ.get("KODIFFCSE_KORSTS_URL", BASE_URL).rstrip("/")
-        cache = Path(cache) if cache else cache_dir() / "korsts"
-        for name in SHA256:
-            try:
-                sources[name] = _cached(name, base_url, cache, progress)
-            except UserError as exc:
-                if "download" not in str(exc):
-                    raise
-                raise UserError(f"{exc}; without network, pass --from DIR holding local copies of "
-                                f"{', '.join(SHA256)}") from None
+    base_url = os.environ.get("KODIFFCSE_KORSTS_URL", BASE_URL).rstrip("/")
+    cache = Path(cache) if cache else cache_dir() / "korsts"
+
+    def download(name: str) -> Path:
+        try:
+            return _cached(name, base_url, cache, progress)
+        except UserError as exc:
+            if "download" not in str(exc):
+                raise
+            raise UserError(f"{exc}; without network, pass --from DIR holding local copies of "
+                            f"{', '.join(SHA256)}") from None
+
+    sources = pinned_sources(SHA256, from_dir, _verify, download)
 
     # All inputs verified: only now touch the output directory, each file written atomically.
     out = prepare_output_dir(out)

@@ -38,6 +38,7 @@ from ..modeling.heads import projection_for
 from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
 from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
 from .curves import plot_training_curves
+from .memory import warn_if_too_big
 
 METRICS_FILE = "metrics.jsonl"
 LINE_INTERVAL_S = 30  # without a terminal (no progress bar), a progress line at most this often
@@ -293,6 +294,10 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
         model.encoder.compile(dynamic=True)
     if accelerator.is_main_process:
         _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
+    if accelerator.device.type == "cpu" and accelerator.is_local_main_process:
+        frozen = sum(p.numel() for p in generator.model.parameters()) if generator is not None else 0
+        warn_if_too_big(model, encoder.config, frozen, t.batch_size, m.max_len, 3 if m.objective == "sup-simcse" else 2,
+                        discriminator is not None, t.gradient_checkpointing)
 
     optimizer = build_optimizer(model, t.lr, t.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total_steps), total_steps)
