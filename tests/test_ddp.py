@@ -61,3 +61,23 @@ def test_launched_cli_training_is_one_ddp_run(launcher, tiny, sample, tmp_path):
     assert not [p for p in out.rglob(".tmp-*")]
     state = json.loads(next((out / "checkpoints").glob("checkpoint-4/*.json")).read_text())
     assert state["run"]["world_size"] == 2
+
+
+def test_only_the_first_rank_judges_the_output_dir(tiny, sample, tmp_path, monkeypatch):
+    """The second rank starts into a dir the first has already filled: it must not refuse it (that race failed
+    test_launched_cli_training_is_one_ddp_run now and then), while the first rank still refuses a used dir."""
+    from kodiffcse.errors import UserError
+    from kodiffcse.training.loop import _check_output_dir
+
+    from conftest import tiny_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "kodiffcse_config.json").write_text("{}")
+    cfg = tiny_config(tiny, sample, out)
+    monkeypatch.setenv("RANK", "1")
+    _check_output_dir(cfg, resuming=False)
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(UserError, match="not empty"):
+        _check_output_dir(cfg, resuming=False)
+
