@@ -64,8 +64,8 @@ def test_launched_cli_training_is_one_ddp_run(launcher, tiny, sample, tmp_path):
 
 
 def test_only_the_first_rank_judges_the_output_dir(tiny, sample, tmp_path, monkeypatch):
-    """The second rank starts into a dir the first has already filled: it must not refuse it (that race failed
-    test_launched_cli_training_is_one_ddp_run now and then), while the first rank still refuses a used dir."""
+    """Another rank's write probe must not make the first rank refuse the dir, nor the first rank's files the
+    others (both races failed test_launched_cli_training_is_one_ddp_run now and then): only rank 0 checks."""
     from kodiffcse.errors import UserError
     from kodiffcse.training.loop import _check_output_dir
 
@@ -77,6 +77,7 @@ def test_only_the_first_rank_judges_the_output_dir(tiny, sample, tmp_path, monke
     cfg = tiny_config(tiny, sample, out)
     monkeypatch.setenv("RANK", "1")
     _check_output_dir(cfg, resuming=False)
+    assert sorted(p.name for p in out.iterdir()) == ["kodiffcse_config.json"]  # no probe file from rank 1
     monkeypatch.setenv("RANK", "0")
     with pytest.raises(UserError, match="not empty"):
         _check_output_dir(cfg, resuming=False)

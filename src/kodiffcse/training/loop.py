@@ -65,11 +65,12 @@ def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
     out = cfg.training.output_dir
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError("output dir is a file", path=out)
-    # Under a launcher only the first rank judges: the others start a moment later, into a dir that it (or
-    # another rank's write probe) has already made non-empty. All ranks get the same options, so its refusal
-    # holds for them, and the launcher stops the group.
-    first_rank = int(os.environ.get("RANK", "0")) == 0
-    if first_rank and os.path.isdir(out) and os.listdir(out) and not (cfg.training.overwrite_output_dir or resuming):
+    # Under a launcher only the first rank checks (and probes): another rank's probe file would make the dir
+    # look used to it. All ranks get the same options, so its refusal holds for them and the launcher stops
+    # the group; the others only meet the dir after the process group forms, which the first rank joins later.
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    if os.path.isdir(out) and os.listdir(out) and not (cfg.training.overwrite_output_dir or resuming):
         raise UserError("output dir exists and is not empty; pass --overwrite-output-dir, or --resume to continue it",
                         path=out)
     try:
