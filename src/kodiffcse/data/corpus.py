@@ -26,12 +26,12 @@ def _text(raw: bytes) -> str:
     return raw.decode("utf-8").replace("\ufeff", "").strip()
 
 
-def check_text_file(path: str) -> None:
-    """One-line errors for a missing path, or a directory where a text file is expected."""
+def check_text_file(path: str, expected: str = "a text file with one sentence per line") -> None:
+    """One-line errors for a missing path, or a directory where a file (`expected`) is expected."""
     if not os.path.exists(path):
         raise UserError("no such file", path=path)
     if os.path.isdir(path):
-        raise UserError("is a directory, expected a text file with one sentence per line", path=path)
+        raise UserError(f"is a directory, expected {expected}", path=path)
 
 
 def check_text_block(block: bytes, first_line: int, path: str) -> None:

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from .corpus import check_text_file
 
 LABELS = ("entailment", "neutral", "contradiction")
 UNLABELED = "-"  # SNLI's "no gold label" (annotators disagreed): skipped and counted, as SimCSE does
@@ -66,10 +67,7 @@ class TripletData:
 
 
 def _lines(path: str):
-    if not os.path.exists(path):
-        raise UserError("no such file", path=path)
-    if os.path.isdir(path):
-        raise UserError("is a directory, expected an NLI or triplet TSV", path=path)
+    check_text_file(path, "an NLI or triplet TSV")
     try:
         with open(path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):

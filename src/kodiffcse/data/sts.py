@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..errors import UserError
+from .corpus import check_text_file
 
 FORMATS = ("korsts", "tsv3", "klue-json", "csv", "jsonl")
 _MAX_SCORE = 5.0
@@ -37,10 +38,7 @@ class _RowError(Exception):
 
 
 def _read_bytes(path: str) -> bytes:
-    if not os.path.exists(path):
-        raise UserError("no such file", path=path)
-    if os.path.isdir(path):
-        raise UserError("is a directory, expected an STS file", path=path)
+    check_text_file(path, "an STS file")
     try:
         with open(path, "rb") as fh:
             data = fh.read()
