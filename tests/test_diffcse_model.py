@@ -144,10 +144,15 @@ def test_simcse_never_builds_or_calls_the_generator(tiny, monkeypatch):
 
 def test_one_encoder_pass_over_both_views(tiny):
     cfg, tokenizer, generator, model, step, batch = build(tiny)
-    shapes = []
-    model.encoder.register_forward_hook(lambda m, i, o: shapes.append(o.last_hidden_state.shape[0]))
+    sentences = []  # per encoder call: the sentences it read, as packed (the default) or padded rows
+
+    def count(module, args, kwargs, out):
+        packed = kwargs.get("cu_seq_lens_q")
+        sentences.append(len(packed) - 1 if packed is not None else out.last_hidden_state.shape[0])
+
+    model.encoder.register_forward_hook(count, with_kwargs=True)
     step(model, batch)
-    assert shapes == [2 * len(SENTENCES)]
+    assert model.padding_free and sentences == [2 * len(SENTENCES)]
 
 
 def test_dropout_views_differ_in_training(tiny):

@@ -48,6 +48,10 @@ class ModelConfig:
     masking_ratio: float = _opt(0.15, "share of tokens the generator edits", aliases=("--masking_ratio",))
     lambda_weight: float = _opt(0.005, "weight of the replaced-token-detection loss", aliases=("--lambda_weight",))
     temperature: float = _opt(0.05, "InfoNCE temperature")
+    padding_free: bool = _opt(True, "run encoder, generator and discriminator on each batch's real tokens only "
+                                    "(packed, exact; the batches and their negatives stay random); false: padded")
+    cpu_kernels: bool = _opt(True, "this project's CPU kernels: cheap dropout masks and one q/k/v product (exact; "
+                                   "unused on GPUs); false: stock transformers modules, to debug or compare")
     hard_negative_weight: float = _opt(0.0, "sup-simcse: added to the logit of each anchor's own hard negative "
                                             "(official hard_negative_weight; 0 leaves it an ordinary negative)")
 

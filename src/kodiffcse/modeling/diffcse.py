@@ -5,35 +5,46 @@ import torch
 from torch import nn
 
 from .discriminator import ConditionalDiscriminator
-from .dropout import use_lane_dropout
+from .dropout import LANE_ATTENTION, use_lane_dropout
 from .fused_qkv import use_fused_qkv
+from .packing import VARLEN_ATTENTION, PackedBatch, packable, pool_packed, token_states, use_varlen_attention
 from .pooling import pool
 
 
 class DiffCSEModel(nn.Module):
-    """Everything that trains, as one module, so one `accelerator.prepare` wraps it for DDP.
+    """Everything that trains, as one module, so one `accelerate.prepare` wraps it for DDP.
 
     forward() encodes all 2B rows (both dropout views) in one pass. The discriminator, when present, reads
     the edited rows conditioned on z = MLP(h) (official default) or on h with `before_mlp`, so the RTD
-    gradient reaches the encoder through the sentence vector. On CPU its dropouts draw masks cheaply (dropout.py)
-    and its self-attention projects q, k and v in one product (fused_qkv.py).
+    gradient reaches the encoder through the sentence vector.
+
+    Two switches, both on by default and both exact: `padding_free` runs encoder and discriminator on the
+    batch's real tokens only (packing.py); `cpu_kernels` turns on this project's CPU kernels, cheap dropout
+    masks (dropout.py) and one q/k/v product (fused_qkv.py), which step aside on GPUs. Off, they leave stock
+    transformers modules, for debugging or comparison.
     """
 
     def __init__(self, encoder: nn.Module, projection: nn.Module, pooler: str = "cls_before_pooler",
-                 discriminator: ConditionalDiscriminator | None = None, before_mlp: bool = False):
+                 discriminator: ConditionalDiscriminator | None = None, before_mlp: bool = False,
+                 padding_free: bool = True, cpu_kernels: bool = True):
         super().__init__()
         self.encoder, self.projection, self.discriminator = encoder, projection, discriminator
         self.pooler, self.before_mlp = pooler, before_mlp
-        use_lane_dropout(self)
-        use_fused_qkv(self)
+        if cpu_kernels:  # the one place the CPU kernels are switched on
+            use_lane_dropout(self)
+            use_fused_qkv(self)
+        use_varlen_attention(self, LANE_ATTENTION if cpu_kernels else VARLEN_ATTENTION)
+        backbones = [encoder] + ([discriminator.backbone] if discriminator is not None else [])
+        self.padding_free = padding_free and all(packable(b) for b in backbones)  # other families run padded
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 edited_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        h = pool(hidden, attention_mask, self.pooler)
+        packed = PackedBatch.from_mask(attention_mask) if self.padding_free else None
+        states = token_states(self.encoder, input_ids, attention_mask, packed)
+        h = pool(states, attention_mask, self.pooler) if packed is None else pool_packed(states, packed, self.pooler)
         z = self.projection(h)
         out = {"h": h, "z": z}
         if self.discriminator is not None and edited_ids is not None:
             condition = h if self.before_mlp else z
-            out["rtd_logits"] = self.discriminator(edited_ids, attention_mask, condition)
+            out["rtd_logits"] = self.discriminator(edited_ids, attention_mask, condition, packed)
         return out

@@ -53,6 +53,19 @@ class LaneDropout(nn.Dropout):
         return F.dropout(x, self.p, self.training, self.inplace)
 
 
+def lane_attention(query, key, value, mask, dropout: float, scaling: float | None) -> torch.Tensor:
+    """Bidirectional attention (..., length, head_dim) whose probabilities, in CPU training, are dropped with
+    lane masks; `mask` is boolean (True: attend) or additive. Elsewhere it is torch's SDPA."""
+    if dropout == 0.0 or not cpu_eager(query):
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=dropout, scale=scaling)
+    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if mask is not None:
+        scores = (scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+                  if mask.dtype == torch.bool else scores.add_(mask))
+    probs = lane_dropout(torch.softmax(scores, dim=-1), dropout)
+    return torch.matmul(probs, value)
+
+
 def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     """transformers' SDPA attention, except that CPU training of a plain bidirectional encoder drops
     attention probabilities with lane masks (SDPA's math path, which CPU training with dropout takes anyway)."""
@@ -64,19 +77,16 @@ def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
     if dropout == 0.0 or not plain or not cpu_eager(query):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       is_causal=is_causal, **kwargs)
-    scores = torch.matmul(query, key.transpose(-1, -2)).mul_(scaling if scaling is not None else query.shape[-1] ** -0.5)
-    if attention_mask is not None:
-        scores = (scores.masked_fill_(~attention_mask, torch.finfo(scores.dtype).min)
-                  if attention_mask.dtype == torch.bool else scores.add_(attention_mask))
-    probs = lane_dropout(torch.softmax(scores, dim=-1), dropout)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+    return lane_attention(query, key, value, attention_mask, dropout, scaling).transpose(1, 2).contiguous(), None
 
 
 def _register_lane_sdpa() -> None:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    AttentionInterface.register(LANE_ATTENTION, lane_sdpa)
+    from .packing import varlen
+
+    AttentionInterface.register(LANE_ATTENTION, varlen(lane_sdpa, lane_attention))  # packed batches too (packing.py)
     AttentionMaskInterface.register(LANE_ATTENTION, sdpa_mask)  # without it transformers passes no padding mask
 
 

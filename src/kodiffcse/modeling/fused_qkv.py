@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .dropout import LANE_ATTENTION, cpu_eager
+from .packing import VARLEN_ATTENTION
 
 # Classes whose forward is transformers' standard "project, split heads, attention interface, merge heads".
 _FUSABLE = {
@@ -72,7 +73,7 @@ class FusedQKVSelfAttention(nn.Module):
         impl = self.config._attn_implementation
         if (cache is not None or kwargs.get("past_key_values") is not None
                 or kwargs.get("encoder_hidden_states") is not None or hidden_states.dim() != 3
-                or impl not in ("sdpa", LANE_ATTENTION) or not _fusable_input(hidden_states)):
+                or impl not in ("sdpa", LANE_ATTENTION, VARLEN_ATTENTION) or not _fusable_input(hidden_states)):
             return super().forward(hidden_states, attention_mask, cache=cache, **kwargs)
         q, k, v = _FusedQKVProjection.apply(hidden_states, self.num_attention_heads, self.query.weight,
                                             self.key.weight, self.value.weight, self.query.bias, self.key.bias,

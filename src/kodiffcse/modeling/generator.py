@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import UserError
 from .loading import from_pretrained, load_config
+from .packing import PackedBatch, packable, token_states, use_varlen_attention
 
 
 def _base_and_head(mlm: nn.Module):
@@ -33,19 +34,24 @@ class FrozenGenerator:
         self.model = mlm.eval().requires_grad_(False)
         self.sampling = sampling
         self._split = _base_and_head(mlm)
+        use_varlen_attention(mlm)
+        self.packable = packable(mlm.base_model)
 
     def to(self, device) -> "FrozenGenerator":
         self.model.to(device)
         return self
 
     @torch.inference_mode()
-    def _predict(self, masked_ids, attention_mask, chosen):
+    def _predict(self, masked_ids, attention_mask, chosen, packed):
+        packed = packed if self.packable else None
         device_type = masked_ids.device.type
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
             if self._split is not None:
                 base, head = self._split
-                hidden = base(input_ids=masked_ids, attention_mask=attention_mask).last_hidden_state
-                logits = head(hidden[chosen])
+                states = token_states(base, masked_ids, attention_mask, packed)
+                logits = head(states[chosen] if packed is None else states[packed.pack(chosen)])
+            elif packed is not None:
+                logits = self.model(**packed.model_inputs(self.model.base_model, masked_ids)).logits[0][packed.pack(chosen)]
             else:
                 logits = self.model(input_ids=masked_ids, attention_mask=attention_mask).logits[chosen]
         logits = logits.float()
@@ -53,9 +59,11 @@ class FrozenGenerator:
             return torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(-1)
         return logits.argmax(-1)
 
-    def fill(self, masked_ids: torch.Tensor, attention_mask: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-        """Token ids for the chosen positions (a 1-D tensor in row-major order), usable by autograd code."""
-        return self._predict(masked_ids, attention_mask, chosen).clone()
+    def fill(self, masked_ids: torch.Tensor, attention_mask: torch.Tensor, chosen: torch.Tensor,
+             packed: PackedBatch | None = None) -> torch.Tensor:
+        """Token ids for the chosen positions (a 1-D tensor in row-major order), usable by autograd code.
+        With `packed` the generator reads the batch's real tokens only (packing.py)."""
+        return self._predict(masked_ids, attention_mask, chosen, packed).clone()
 
 
 def check_vocabulary(tokenizer, generator_name: str, generator_config, generator_tokenizer=None) -> None:

@@ -286,7 +286,8 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     encoder = load_encoder(m.model)
     hidden = encoder.config.hidden_size
     discriminator = ConditionalDiscriminator(load_encoder(m.model)) if m.objective == "diffcse" else None
-    model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp)
+    model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp,
+                         m.padding_free, m.cpu_kernels)
     if t.gradient_checkpointing:  # non-reentrant: checkpoint restores torch's RNG, so dropout masks are redrawn alike
         for backbone in (model.encoder, discriminator.backbone if discriminator is not None else None):
             if backbone is not None:

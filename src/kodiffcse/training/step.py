@@ -12,6 +12,7 @@ from ..config import ModelConfig
 from ..data.masking import mask_tokens
 from ..losses import diffcse_loss, supervised_loss
 from ..modeling.generator import FrozenGenerator
+from ..modeling.packing import PackedBatch
 
 
 class TrainingStep:
@@ -26,8 +27,9 @@ class TrainingStep:
         """(edited ids, replaced labels) from freshly masked, generator-filled copies of the rows."""
         special = self._special.to(input_ids.device)
         masked, chosen = mask_tokens(input_ids, attention_mask, special, self.cfg.masking_ratio, self.mask_id, self.vocab_size)
+        packed = PackedBatch.from_mask(attention_mask) if self.cfg.padding_free else None
         edited = input_ids.clone()
-        edited[chosen] = self.generator.fill(masked, attention_mask, chosen)
+        edited[chosen] = self.generator.fill(masked, attention_mask, chosen, packed)
         replaced = (edited != input_ids) & attention_mask.bool()
         return edited, replaced
 

@@ -1,0 +1,194 @@
+"""Padding-free training computes exactly what the padded step computes, for every supported family."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kodiffcse.config import ModelConfig
+from kodiffcse.losses import diffcse_loss
+from kodiffcse.modeling import packing
+from kodiffcse.modeling.diffcse import DiffCSEModel
+from kodiffcse.modeling.discriminator import ConditionalDiscriminator
+from kodiffcse.modeling.generator import load_generator
+from kodiffcse.modeling.heads import projection_for
+from kodiffcse.modeling.loading import load_encoder, load_tokenizer
+from kodiffcse.modeling.packing import PackedBatch
+from kodiffcse.training.step import TrainingStep
+
+ARCHS = ("bert", "roberta", "xlm-roberta", "electra")
+# Lengths from 3 to the batch's longest, so every sentence but one has padding in the padded layout.
+SENTENCES = ["한 남자가 공원에서 기타를 치고 있다.", "고양이", "아이들이 주말에 바닷가에서 사진을 찍고 있다 그리고 웃는다.",
+             "두 사람이 시장에서 사과를 먹고 있다.", "의사가 책을 읽고 있다.", "비가 온다"]
+TOL = dict(atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def families(tiny, tmp_path_factory):
+    """Encoder and generator dirs of each family over the tiny tokenizer, with dropout, as training has."""
+    from kodiffcse.tiny import build_mlm
+
+    root = tmp_path_factory.mktemp("families")
+    for arch in ARCHS:
+        build_mlm(tiny["tokenizer"], root / arch, arch=arch, layers=2, hidden=32, heads=2, seed=0)
+        build_mlm(tiny["tokenizer"], root / f"{arch}-gen", arch=arch, layers=1, hidden=32, heads=2, seed=1)
+    return root
+
+
+def _step(families, arch, pooler, padding_free, cpu_kernels=True):
+    """Model and training step built alike from the same weights; only the layout switches differ."""
+    cfg = ModelConfig(model=str(families / arch), generator=str(families / f"{arch}-gen"), max_len=32, pooler=pooler,
+                      masking_ratio=0.3, padding_free=padding_free, cpu_kernels=cpu_kernels)
+    tokenizer = load_tokenizer(cfg.model)
+    torch.manual_seed(0)
+    encoder = load_encoder(cfg.model)
+    model = DiffCSEModel(encoder, projection_for("diffcse", 32), pooler, ConditionalDiscriminator(load_encoder(cfg.model)),
+                         False, padding_free, cpu_kernels)
+    step = TrainingStep(cfg, tokenizer, load_generator(cfg.generator, cfg.model, tokenizer))
+    batch = dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
+    return model.eval(), step, batch  # eval: dropout off, so both layouts are comparable
+
+
+def _run(model, step, batch):
+    ids, mask = torch.cat([batch["input_ids"]] * 2), torch.cat([batch["attention_mask"]] * 2)
+    torch.manual_seed(1)  # the same masks for both layouts
+    edited, replaced = step.edits(ids, mask)
+    packed = PackedBatch.from_mask(mask) if model.padding_free else None
+    tokens = packing.token_states(model.encoder, ids, mask, packed)
+    out = model(ids, mask, edited)
+    losses = diffcse_loss(out, mask, replaced, 0.05, 0.5)  # a large lambda: the RTD gradient counts
+    losses["loss"].backward()
+    keep = mask.bool()
+    return {"edited": edited, "tokens": tokens.detach()[keep] if packed is None else tokens.detach(),
+            "h": out["h"].detach(), "z": out["z"].detach(), "rtd_logits": out["rtd_logits"].detach()[keep],
+            "loss": losses["loss"].detach(),
+            "grads": {n: p.grad for n, p in model.named_parameters() if p.grad is not None}}
+
+
+@pytest.mark.parametrize("pooler", ["cls_before_pooler", "mean"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_packed_step_equals_padded_step(families, arch, pooler):
+    padded = _run(*_step(families, arch, pooler, padding_free=False))
+    packed = _run(*_step(families, arch, pooler, padding_free=True))
+    assert torch.equal(packed["edited"], padded["edited"]), "the generator's fills differ"
+    for key in ("tokens", "h", "z", "rtd_logits", "loss"):
+        torch.testing.assert_close(packed[key], padded[key], **TOL, msg=lambda m, key=key: f"{key}: {m}")
+    assert packed["grads"].keys() == padded["grads"].keys()
+    assert len(padded["grads"]) > 20  # encoder, discriminator, projection and RTD head all get gradients
+    for name, grad in padded["grads"].items():
+        torch.testing.assert_close(packed["grads"][name], grad, **TOL, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("cpu_kernels", [True, False])
+def test_both_kernel_settings_give_the_padded_result(families, cpu_kernels):
+    """`cpu_kernels` false leaves stock transformers modules (SDPA, nn.Dropout, separate q/k/v) and packs still."""
+    from kodiffcse.modeling.dropout import LANE_ATTENTION, LaneDropout
+    from kodiffcse.modeling.fused_qkv import FusedQKVSelfAttention
+
+    model, step, batch = _step(families, "roberta", "cls_before_pooler", True, cpu_kernels)
+    modules = list(model.modules())
+    assert any(isinstance(m, LaneDropout) for m in modules) == cpu_kernels
+    assert any(isinstance(m, FusedQKVSelfAttention) for m in modules) == cpu_kernels
+    assert model.encoder.config._attn_implementation == (LANE_ATTENTION if cpu_kernels else packing.VARLEN_ATTENTION)
+    reference = _run(*_step(families, "roberta", "cls_before_pooler", False, cpu_kernels=False))  # all stock
+    got = _run(model, step, batch)
+    torch.testing.assert_close(got["loss"], reference["loss"], **TOL)
+    for name, grad in reference["grads"].items():
+        torch.testing.assert_close(got["grads"][name], grad, **TOL)
+
+
+def test_roberta_packed_positions_start_after_the_padding_index(families, monkeypatch):
+    """RoBERTa counts positions from padding_idx + 1: 0-based packed ids would silently change its outputs."""
+    model, _, batch = _step(families, "roberta", "cls_before_pooler", True)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    packed = PackedBatch.from_mask(mask)
+    pad = model.encoder.config.pad_token_id
+    positions = packed.model_inputs(model.encoder, ids)["position_ids"][0]
+    assert positions[packed.first].tolist() == [pad + 1] * len(SENTENCES)
+    assert positions[packed.first[1:] - 1].tolist() == [pad + n for n in mask.sum(1)[:-1].tolist()]
+    with torch.no_grad():
+        padded = model.encoder(input_ids=ids, attention_mask=mask).last_hidden_state[mask.bool()]
+        right = packing.token_states(model.encoder, ids, mask, packed)
+        monkeypatch.setattr(packing, "position_offset", lambda backbone: 0)
+        zero_based = packing.token_states(model.encoder, ids, mask, packed)
+    torch.testing.assert_close(right, padded, **TOL)
+    assert (zero_based - padded).abs().max() > 1e-2  # the failure this test exists to catch
+    bert = load_encoder(str(families / "bert"))
+    assert packed.model_inputs(bert, ids)["position_ids"][0, packed.first].tolist() == [0] * len(SENTENCES)
+
+
+def test_the_discriminator_conditions_each_sentences_own_first_position(families):
+    model, _, batch = _step(families, "electra", "cls_before_pooler", True)  # ELECTRA: after the projection
+    disc, mask = model.discriminator, batch["attention_mask"]
+    packed = PackedBatch.from_mask(mask)
+    condition = torch.randn(len(SENTENCES), 32)
+    seen = []
+    module = disc.backbone.embeddings_project
+    hook = module.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()), prepend=False)
+    try:
+        disc(batch["input_ids"], mask, condition, packed)
+    finally:
+        hook.remove()
+    # hooks run in order: ours (registered first) replaced the rows before this one saw them
+    torch.testing.assert_close(seen[0][0, packed.first], condition)
+    inputs = packed.model_inputs(disc.backbone, batch["input_ids"])
+    with torch.no_grad():
+        embedded = disc.backbone.embeddings(input_ids=inputs["input_ids"], position_ids=inputs["position_ids"])
+        unconditioned = torch.nn.functional.linear(embedded, module.weight, module.bias)[0]
+    others = torch.ones(packed.tokens, dtype=torch.bool)
+    others[packed.first] = False
+    torch.testing.assert_close(seen[0][0, others], unconditioned[others])  # every other token as embedded
+
+
+def test_pooling_reads_each_sentences_own_tokens():
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]])
+    packed = PackedBatch.from_mask(mask)
+    states = torch.arange(packed.tokens, dtype=torch.float32).unsqueeze(1).repeat(1, 2)  # token k holds k
+    assert packing.pool_packed(states, packed, "cls_before_pooler")[:, 0].tolist() == [0.0, 3.0, 4.0]
+    assert packing.pool_packed(states, packed, "mean")[:, 0].tolist() == [1.0, 3.0, 5.5]
+    assert packed.cu_seq_lens.tolist() == [0, 3, 4, 8] and packed.cu_seq_lens.dtype == torch.int32
+    padded = torch.randn(3, 4, 5)
+    torch.testing.assert_close(packed.unpack(packed.pack(padded)), padded * mask.unsqueeze(-1))
+
+
+def test_the_flash_varlen_branch_shares_the_packing(families, monkeypatch):
+    """Flash-attention's varlen kernel (GPU only) gets the packed q, k, v and cu_seq_lens: here a stand-in
+    computing each sentence's attention on its own takes its place, and the step still equals the padded one."""
+    calls = []
+
+    def per_sentence(q, k, v, cu_q, cu_k, max_q, max_k, dropout_p, softmax_scale, causal):
+        assert q.shape[1:] == (2, 16) and cu_q is cu_k and max_q == max_k and not causal
+        calls.append(len(cu_q) - 1)
+        out = torch.empty_like(q)
+        for a, b in zip(cu_q[:-1].tolist(), cu_q[1:].tolist()):
+            out[a:b] = torch.nn.functional.scaled_dot_product_attention(
+                q[a:b].transpose(0, 1), k[a:b].transpose(0, 1), v[a:b].transpose(0, 1),
+                scale=softmax_scale).transpose(0, 1)
+        return out
+
+    monkeypatch.setattr(packing, "flash_varlen", lambda: per_sentence)
+    monkeypatch.setattr(packing, "_flash_applies", lambda query: True)
+    padded = _run(*_step(families, "bert", "mean", padding_free=False))
+    packed = _run(*_step(families, "bert", "mean", padding_free=True))
+    assert calls and set(calls) == {2 * len(SENTENCES)}
+    torch.testing.assert_close(packed["loss"], padded["loss"], **TOL)
+    for name, grad in padded["grads"].items():
+        torch.testing.assert_close(packed["grads"][name], grad, **TOL)
+
+
+@pytest.mark.parametrize("pooler", ["cls_before_pooler", "mean"])
+def test_encode_packs_a_padded_batch_and_gets_the_padded_vectors(families, monkeypatch, pooler):
+    from kodiffcse.inference import SentenceEncoder
+
+    encoder = SentenceEncoder.from_pretrained(str(families / "roberta"), device="cpu", pooler=pooler)
+    assert packing.packable(encoder.model)
+    calls = []
+    original = packing.token_states
+    monkeypatch.setattr(packing, "token_states", lambda *a: calls.append(a[3]) or original(*a))
+    monkeypatch.setattr(packing, "PACK_BELOW_REAL_SHARE", 0.0)  # never pack
+    padded = encoder.encode(SENTENCES, batch_size=len(SENTENCES))
+    assert not calls
+    monkeypatch.setattr(packing, "PACK_BELOW_REAL_SHARE", 1.01)  # always pack
+    packed = encoder.encode(SENTENCES, batch_size=len(SENTENCES))
+    assert len(calls) == 1 and calls[0].batch == len(SENTENCES)
+    np.testing.assert_allclose(packed, padded, atol=1e-5)
