@@ -1,6 +1,6 @@
 """Training-step speed: kodiffcse's real step against a reference-faithful baseline (not a test).
 
-  python benchmarks/train_step.py                         # CPU: 4x256 encoder, 2x256 generator
+  python benchmarks/train_step.py                         # CPU, the default training path: 4x256 encoder, 2x256 generator
   python benchmarks/train_step.py --size base --precision bf16 --batch-size 128   # GPU (benchmarks/gpu.sh)
   python benchmarks/train_step.py --only baseline --json base.json                # one side alone
 
@@ -90,7 +90,13 @@ def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int) 
     return 3 * enc + 3 * enc + gen + head  # encoder and discriminator fwd+bwd, generator fwd only
 
 
+def _bool(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes")
+
+
 def main(argv=None) -> int:
+    from kodiffcse.config import DataConfig, ModelConfig
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=("baseline", "kodiffcse"))
     p.add_argument("--steps", type=int, default=20, help="timed steps per side (after --warmup), spread over an epoch")
@@ -100,8 +106,13 @@ def main(argv=None) -> int:
     p.add_argument("--max-len", type=int, default=64)
     p.add_argument("--corpus", default=str(CORPUS))
     p.add_argument("--precision", choices=("no", "bf16"), default="no")
-    p.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
-                   help="kodiffcse side without length-grouped batches (dynamic padding only)")
+    defaults = ModelConfig(), DataConfig()
+    p.add_argument("--group-by-length", action="store_true", default=defaults[1].group_by_length,
+                   help="kodiffcse side on length-grouped batches (opt-in: changes the in-batch negatives)")
+    p.add_argument("--padding-free", type=_bool, default=defaults[0].padding_free,
+                   help="kodiffcse side packs each batch's real tokens (default: %(default)s, as training)")
+    p.add_argument("--cpu-kernels", type=_bool, default=defaults[0].cpu_kernels,
+                   help="kodiffcse side with its CPU kernels (default: %(default)s, as training)")
     p.add_argument("--compile", action="store_true", help="torch.compile kodiffcse's encoder")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     p.add_argument("--json", dest="json_out")
@@ -117,7 +128,6 @@ def main(argv=None) -> int:
 
     from baseline_step import BaselineModel, baseline_loss, premask
     from report import emit, machine, peak_rss_gib
-    from kodiffcse.config import ModelConfig
     from kodiffcse.data.batching import Collate, TokenCounter, epoch_batches
     from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.modeling.diffcse import DiffCSEModel
@@ -139,8 +149,11 @@ def main(argv=None) -> int:
     tokenizer = load_tokenizer(enc_dir)
     corpus = LineCorpus(args.corpus)
     n_batches = args.warmup + args.steps
-    cfg = ModelConfig()
-    cfg.max_len = args.max_len
+    cfg = ModelConfig(max_len=args.max_len, padding_free=args.padding_free, cpu_kernels=args.cpu_kernels)
+    batching = (f"{'length-grouped' if args.group_by_length else 'random'} batches, "
+                f"{'padding-free' if args.padding_free else 'padded'}, "
+                f"CPU kernels {'on' if args.cpu_kernels else 'off'}")
+    print(f"kodiffcse side: {batching}", file=sys.stderr)
 
     lengths_of = TokenCounter(corpus, tokenizer, args.max_len) if args.group_by_length else None
     epoch = list(epoch_batches(len(corpus), args.batch_size, 0, 0, lengths_of))  # both sides: same sentences
@@ -171,7 +184,8 @@ def main(argv=None) -> int:
         generator = load_generator(gen_dir, enc_dir, tokenizer).to(device)
         encoder = load_encoder(enc_dir)
         model = DiffCSEModel(encoder, projection_for("diffcse", encoder.config.hidden_size), cfg.pooler,
-                             ConditionalDiscriminator(load_encoder(enc_dir)), cfg.before_mlp).to(device).train()
+                             ConditionalDiscriminator(load_encoder(enc_dir)), cfg.before_mlp, cfg.padding_free,
+                             cfg.cpu_kernels).to(device).train()
         if args.compile:  # as the loop's --compile does
             model.encoder.compile(dynamic=True)
         step = TrainingStep(cfg, tokenizer, generator)
@@ -242,7 +256,8 @@ def main(argv=None) -> int:
     result = {
         "machine": machine(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
         "size": args.size, "batch_size": args.batch_size, "max_len": args.max_len, "precision": args.precision,
-        "group_by_length": args.group_by_length, "compile": args.compile, "steps": args.steps,
+        "group_by_length": args.group_by_length, "padding_free": args.padding_free,
+        "cpu_kernels": args.cpu_kernels, "batching": batching, "compile": args.compile, "steps": args.steps,
         "matmul_peak_flops_per_s": peak, "matmul_burst_median_flops_per_s": statistics.median(bursts),
         "peak_rss_gib": peak_rss_gib(),
         **rows,
@@ -257,6 +272,7 @@ def main(argv=None) -> int:
               f"{r['padded_len']:.1f} | {r['useful_flops_per_s'] / 1e9:.1f} | {100 * r['mfu_vs_matmul_peak']:.0f}% | "
               f"{100 * r['mfu_paired']:.0f}% |"
               + (f" {r['peak_gpu_mem_gib']:.1f} |" if device.type == "cuda" else ""))
+    print(f"kodiffcse side: {batching}")
     print(f"matmul peak {peak / 1e9:.1f} GFLOP/s, median paired burst "
           f"{result['matmul_burst_median_flops_per_s'] / 1e9:.1f}; peak RSS {result['peak_rss_gib']:.2f} GiB"
           + (f"; ratio kodiffcse/baseline {result['ratio']:.2f}x" if "ratio" in result else ""))

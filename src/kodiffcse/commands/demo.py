@@ -105,7 +105,6 @@ def _demo(args: argparse.Namespace, work: str) -> int:
     t.output_dir, t.batch_size, t.max_steps, t.eval_steps = os.path.join(work, "run"), args.batch_size, args.steps, 50
     t.epochs = 1000  # --steps decides the length
     t.lr, t.seed, t.log_with, t.eval_batch_size = 1e-3, args.seed, "none", 128
-    cfg.data.group_by_length = True
     result = train(cfg)
 
     test = read_sts(files["test"])
