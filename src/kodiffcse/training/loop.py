@@ -11,16 +11,11 @@ import contextlib
 import json
 import math
 import os
-import shutil
-import signal
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 
 import torch
 
-from ..atomic import TMP_PREFIX, atomic_write
+from ..atomic import atomic_write
 from ..config import CONFIG_FILE, TrainConfig
 from ..data.batching import make_loader, shut_down_workers
 from ..data.corpus import LineCorpus
@@ -36,13 +31,15 @@ from ..modeling.discriminator import ConditionalDiscriminator
 from ..modeling.generator import load_generator
 from ..modeling.heads import projection_for
 from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
-from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
+from .checkpoint import TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
 from .curves import plot_training_curves
 from .memory import warn_if_too_big
+from .metrics import LINE_INTERVAL_S, METRICS_FILE, TENSORBOARD_DIR, MetricsLog, Progress  # noqa: F401 (API)
+from .metrics import start_trackers, truncate_metrics, write_line
+from .output_dir import check_free_space, check_output_dir, clear_previous_run
+from .signals import SignalGuard
 
-METRICS_FILE = "metrics.jsonl"
-LINE_INTERVAL_S = 30  # without a terminal (no progress bar), a progress line at most this often
-TENSORBOARD_DIR = "kodiffcse"  # the project name given to init_trackers: Accelerate logs under it
+_SignalGuard, _check_output_dir = SignalGuard, check_output_dir  # the names tests import from here
 
 
 @dataclass
@@ -61,75 +58,6 @@ class _Stop(Exception):
         self.reason = reason
 
 
-def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
-    out = cfg.training.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError("output dir is a file", path=out)
-    # Under a launcher only the first rank checks (and probes): another rank's probe file would make the dir
-    # look used to it. All ranks get the same options, so its refusal holds for them and the launcher stops
-    # the group; the others only meet the dir after the process group forms, which the first rank joins later.
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if os.path.isdir(out) and os.listdir(out) and not (cfg.training.overwrite_output_dir or resuming):
-        raise UserError("output dir exists and is not empty; pass --overwrite-output-dir, or --resume to continue it",
-                        path=out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".kodiffcse-write-test-{os.getpid()}")
-        with open(probe, "w") as fh:
-            fh.write("ok")
-        os.remove(probe)
-    except OSError as exc:
-        raise UserError(f"output dir is not writable: {exc.strerror or exc}", path=out) from None
-
-
-def clear_previous_run(out: str, best_name: str) -> None:
-    """Take away everything an earlier run wrote (checkpoints, best model, logs, scores), and nothing else.
-
-    Each piece is renamed into one hidden folder first and that folder is deleted: `--resume` can never
-    find the old run's checkpoints beside the new ones, and a kill half-way leaves only a `.tmp-*` folder
-    that the next start removes."""
-    previous = os.path.join(out, CONFIG_FILE)
-    names = {CHECKPOINTS, best_name, METRICS_FILE, CONFIG_FILE, TEST_SCORES_FILE, "training_curves.png",
-             TENSORBOARD_DIR}
-    if os.path.isfile(previous):
-        try:
-            names.add(TrainConfig.load(previous).training.best_name)  # the old run's --best-name
-        except (OSError, ValueError, TypeError):
-            pass
-    doomed = [os.path.join(out, n) for n in sorted(names) if os.path.lexists(os.path.join(out, n))]
-    if not doomed:
-        return
-    trash = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}previous-run-", dir=out)
-    for path in doomed:
-        os.replace(path, os.path.join(trash, os.path.basename(path)))
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _check_free_space(out: str, n_params: int, keep: int) -> None:
-    """Weights + two AdamW moments per checkpoint, plus best/, with a 20% margin."""
-    need = int(n_params * 4 * (3 * (keep + 1) + 1) * 1.2)
-    free = shutil.disk_usage(out).free
-    if free < need:
-        raise UserError(f"not enough free disk space: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB "
-                        f"needed for {keep} checkpoints and best/ (lower --save-total-limit or free space)", path=out)
-
-
-def _truncate_metrics(path: str, step: int) -> None:
-    """Drop what the interrupted run logged after the checkpoint: the resumed run logs those steps again."""
-    if not os.path.isfile(path):
-        return
-    kept = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by the kill
-    atomic_write(path, "".join(kept))
-
-
 def _millions(n: int) -> str:
     return f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n:,}"
 
@@ -143,59 +71,6 @@ def _mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-class _SignalGuard:
-    """Turn SIGTERM/SIGINT into a flag the loop checks between steps, so it can save and exit cleanly."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None:  # a second signal: stop now, without the checkpoint
-            raise KeyboardInterrupt
-        self.received = signum
-        try:
-            os.write(2, f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step "
-                        f"(send it again to stop at once)\n".encode())
-        except OSError:  # stderr is a pipe whose reader died with the same Ctrl-C; the checkpoint matters more
-            pass
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class _Logger:
-    """Metrics to JSONL (main process) and to the Accelerate trackers."""
-
-    def __init__(self, accelerator, output_dir: str):
-        self.accelerator = accelerator
-        self.path = os.path.join(output_dir, METRICS_FILE)
-
-    def log(self, values: dict, step: int) -> None:
-        if not self.accelerator.is_main_process:
-            return
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
-        self.accelerator.log(values, step=step)
-
-
-def _flat_config(cfg: TrainConfig) -> dict:
-    flat = {}
-    for section, values in cfg.to_dict().items():
-        for key, value in values.items():
-            flat[f"{section}/{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
 
 
 def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
@@ -222,7 +97,7 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     if resume_path and not os.path.isdir(resume_path):
         raise UserError("no such checkpoint dir", path=resume_path)
     created = not os.path.exists(t.output_dir)
-    _check_output_dir(cfg, resuming=resume_path is not None)
+    check_output_dir(cfg, resuming=resume_path is not None)
     try:
         with contextlib.ExitStack() as cleanup:
             return _train(cfg, accelerator, resume_path, cleanup)
@@ -243,7 +118,6 @@ def _distributed_launch_on_cpu() -> bool:
 def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: contextlib.ExitStack) -> TrainResult:
     from accelerate import Accelerator
     from accelerate.utils import broadcast_object_list, set_seed
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     m, d, t = cfg.model, cfg.data, cfg.training
@@ -298,7 +172,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     if t.compile:  # in place: module names, state dicts and save_pretrained stay as they are
         model.encoder.compile(dynamic=True)
     if accelerator.is_main_process:
-        _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
+        check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
     if accelerator.device.type == "cpu" and accelerator.is_local_main_process:
         frozen = sum(p.numel() for p in generator.model.parameters()) if generator is not None else 0
         warn_if_too_big(model, encoder.config, frozen, t.batch_size, m.max_len, 3 if m.objective == "sup-simcse" else 2,
@@ -329,14 +203,13 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
         state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
         accelerator.print(f"resumed from {resume_path} at step {state.step}")
         if accelerator.is_main_process:
-            _truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
+            truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
     elif accelerator.is_main_process:
         clear_previous_run(t.output_dir, t.best_name)  # --overwrite-output-dir: nothing of the old run survives
     if accelerator.is_main_process:
         cfg.with_paths(os.path.abspath).save(os.path.join(t.output_dir, CONFIG_FILE))
-    if trackers:
-        accelerator.init_trackers("kodiffcse", config=_flat_config(cfg))
-    logger = _Logger(accelerator, t.output_dir)
+    start_trackers(accelerator, cfg)
+    logger = MetricsLog(accelerator, t.output_dir)
 
     from .step import TrainingStep
 
@@ -380,8 +253,8 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
         else:
             state.evals_without_improvement += 1
         if accelerator.is_main_process:
-            progress.write(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
-                           f"(best {100 * state.best_score:.2f} at step {state.best_step})", file=sys.stderr)
+            write_line(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
+                       f"(best {100 * state.best_score:.2f} at step {state.best_step})")
         if t.patience and state.evals_without_improvement >= t.patience:
             raise _Stop("early_stopping")
 
@@ -391,13 +264,8 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
         state.last_dev = step0[t.metric] if step0 else None
 
     stopped_by = "completed"
-    # A bar only on a terminal: redirected to a log, its carriage-return redraws read as blank lines. The
-    # evaluation lines below say how the run goes in both.
-    progress = tqdm(total=total_steps, initial=state.step, desc="training", unit="step",
-                    disable=not (accelerator.is_local_main_process and sys.stderr.isatty()), dynamic_ncols=True)
+    progress = Progress(accelerator, total_steps, state.step)
     model.train()
-    sums: dict[str, torch.Tensor] = {}
-    micro, last_line = 0, time.time()
     # The non-finite guard decides on the device: a bad micro-step's update is skipped by the fused AdamW's
     # found_inf (weights and moments untouched), its BatchNorm statistics are restored, and once more steps
     # went bad than --skip-nonfinite allows every later update is skipped too. The host reads the flags only
@@ -424,7 +292,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
                                   f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
 
     try:
-        with _SignalGuard() as guard:
+        with SignalGuard() as guard:
             while state.step < total_steps and state.epoch < t.epochs:
                 sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
                 for batch in loader:
@@ -454,31 +322,16 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
                         if accelerator.sync_gradients:
                             window_skip = torch.zeros((), device=device)
                     state.batch_in_epoch += 1
-                    for key, value in losses.items():
-                        sums[key] = sums.get(key, 0) + value.detach().float()
-                    micro += 1
+                    logger.add(losses)
                     if not accelerator.sync_gradients:
                         continue
                     scheduler.step()
                     state.step += 1
-                    progress.update(1)
+                    progress.update()
                     if state.step % 10 == 0 or state.step == total_steps:
                         check_nonfinite()
-                        means = {k: (v / micro).item() for k, v in sums.items()}
-                        means["lr"] = scheduler.get_last_lr()[0]
-                        logger.log({f"train/{k}": v for k, v in means.items()}, state.step)
-                        postfix = {"loss": f"{means['loss']:.4f}"}
-                        if "rtd_accuracy" in means:
-                            postfix["rtd_acc"] = f"{means['rtd_accuracy']:.3f}"
-                        if state.last_dev is not None:
-                            postfix["dev"] = f"{100 * state.last_dev:.2f}"
-                        progress.set_postfix(postfix)
-                        if progress.disable and accelerator.is_local_main_process and (
-                                time.time() - last_line >= LINE_INTERVAL_S or state.step == total_steps):
-                            last_line = time.time()  # a log file gets a plain line at most every 30 s instead
-                            print(f"step {state.step}/{total_steps}: " + ", ".join(f"{k} {v}" for k, v in postfix.items())
-                                  + f", lr {means['lr']:.3g}", file=sys.stderr, flush=True)
-                        sums, micro = {}, 0
+                        means = logger.log_train(state.step, scheduler.get_last_lr()[0])
+                        progress.show(state.step, means, state.last_dev)
                     if t.eval_steps and state.step % t.eval_steps == 0:
                         check_nonfinite()
                         run_evaluation()
