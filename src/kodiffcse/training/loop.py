@@ -37,7 +37,9 @@ from .memory import warn_if_too_big
 from .metrics import LINE_INTERVAL_S, METRICS_FILE, TENSORBOARD_DIR, MetricsLog, Progress  # noqa: F401 (API)
 from .metrics import start_trackers, truncate_metrics, write_line
 from .output_dir import check_free_space, check_output_dir, clear_previous_run
+from .nonfinite import NonFiniteGuard
 from .signals import SignalGuard
+from .stop import Stop
 
 _SignalGuard, _check_output_dir = SignalGuard, check_output_dir  # the names tests import from here
 
@@ -51,11 +53,6 @@ class TrainResult:
     stopped_by: str  # "completed", "max_steps", "early_stopping", "signal", "nonfinite"
     test_scores: dict | None = None
     signal: int | None = None  # the signal that stopped the run, when stopped_by is "signal"
-
-
-class _Stop(Exception):
-    def __init__(self, reason: str):
-        self.reason = reason
 
 
 def _millions(n: int) -> str:
@@ -215,10 +212,6 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
 
     step_fn = TrainingStep(m, tokenizer, generator)
     raw = accelerator.unwrap_model(model)
-    # running statistics (BatchNorm's) are the only buffers a forward pass moves; the rest (position ids) are
-    # constants, not worth a copy and a restore every micro-step
-    buffers = [b for mod in raw.modules() if getattr(mod, "track_running_stats", False)
-               for b in mod.buffers(recurse=False)]
     best_dir = os.path.join(t.output_dir, t.best_name)
     published_config = cfg.with_paths(_published).to_dict()  # best/ is what gets shared: no private paths
 
@@ -256,7 +249,7 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
             write_line(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
                        f"(best {100 * state.best_score:.2f} at step {state.best_step})")
         if t.patience and state.evals_without_improvement >= t.patience:
-            raise _Stop("early_stopping")
+            raise Stop("early_stopping")
 
     if state.step == 0 and dev is not None:
         step0 = evaluate_dev()
@@ -266,61 +259,26 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     stopped_by = "completed"
     progress = Progress(accelerator, total_steps, state.step)
     model.train()
-    # The non-finite guard decides on the device: a bad micro-step's update is skipped by the fused AdamW's
-    # found_inf (weights and moments untouched), its BatchNorm statistics are restored, and once more steps
-    # went bad than --skip-nonfinite allows every later update is skipped too. The host reads the flags only
-    # where it acts anyway (logging every 10 steps, evaluation, saving, signals, the end): no sync per step.
-    device = accelerator.device
-    bad_count = torch.full((), float(state.nonfinite_skipped), device=device)  # a resumed run's earlier skips count
-    window_skip = torch.zeros((), device=device)
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, bad flag) not yet read by the host
-    use_found_inf = accelerator.scaler is None  # fp16's GradScaler skips non-finite updates itself
-
-    def check_nonfinite() -> None:
-        if not pending:
-            return
-        flags = torch.stack([flag for _, flag in pending]).tolist()
-        steps = [step for step, _ in pending]
-        pending.clear()
-        for step_number, flag in zip(steps, flags):
-            if flag:
-                state.nonfinite_skipped += 1
-                if state.nonfinite_skipped > t.skip_nonfinite:
-                    state.step = step_number - 1  # updates from here on were skipped on the device
-                    raise _Stop("nonfinite")
-                accelerator.print(f"non-finite loss at step {step_number}: skipped "
-                                  f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
+    nonfinite = NonFiniteGuard(accelerator, raw, state, t.skip_nonfinite)
 
     try:
         with SignalGuard() as guard:
             while state.step < total_steps and state.epoch < t.epochs:
                 sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
                 for batch in loader:
-                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+                    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
                     with accelerator.accumulate(model):
-                        # BatchNorm running stats move in the forward pass: a skipped step must not keep them
-                        kept = [b.detach().clone() for b in buffers]
+                        nonfinite.before_forward()
                         losses = step_fn(model, batch)
-                        loss = losses["loss"]
-                        bad = (~torch.isfinite(loss.detach())).float()
-                        if world > 1:
-                            bad = (accelerator.reduce(bad, "sum") > 0).float()  # every rank decides alike
-                        accelerator.backward(loss)
-                        bad_count += bad
-                        skip = torch.maximum(bad, (bad_count > t.skip_nonfinite).float())
-                        window_skip = torch.maximum(window_skip, skip)
-                        with torch.no_grad():
-                            for b, k in zip(buffers, kept):
-                                b.copy_(torch.where(skip.bool(), k, b))
-                        pending.append((state.step + 1, bad))
+                        accelerator.backward(losses["loss"])
+                        nonfinite.after_backward(losses["loss"])
                         if t.max_grad_norm and accelerator.sync_gradients:
                             accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                        if use_found_inf:
-                            optimizer.optimizer.found_inf = window_skip
+                        nonfinite.before_optimizer_step(optimizer)
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                         if accelerator.sync_gradients:
-                            window_skip = torch.zeros((), device=device)
+                            nonfinite.after_sync()
                     state.batch_in_epoch += 1
                     logger.add(losses)
                     if not accelerator.sync_gradients:
@@ -329,34 +287,34 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
                     state.step += 1
                     progress.update()
                     if state.step % 10 == 0 or state.step == total_steps:
-                        check_nonfinite()
+                        nonfinite.check()
                         means = logger.log_train(state.step, scheduler.get_last_lr()[0])
                         progress.show(state.step, means, state.last_dev)
                     if t.eval_steps and state.step % t.eval_steps == 0:
-                        check_nonfinite()
+                        nonfinite.check()
                         run_evaluation()
                         if not t.save_steps:
                             save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if t.save_steps and state.step % t.save_steps == 0:
-                        check_nonfinite()
+                        nonfinite.check()
                         save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
                     if guard.received is not None:
-                        check_nonfinite()
-                        raise _Stop("signal")
+                        nonfinite.check()
+                        raise Stop("signal")
                     if state.step >= total_steps:
                         break
                 else:
                     state.epoch, state.batch_in_epoch = state.epoch + 1, 0
                     continue
                 break
-            check_nonfinite()
+            nonfinite.check()
             if t.max_steps and state.step >= t.max_steps:
                 stopped_by = "max_steps"
             if not t.eval_steps or state.step % t.eval_steps:
                 run_evaluation()
             if dev is None:
                 export_best(None)  # without a dev set the final model is the one to keep
-    except _Stop as stop:
+    except Stop as stop:
         stopped_by = stop.reason
     finally:
         progress.close()
