@@ -141,3 +141,33 @@ def load_checkpoint(accelerator, path: str, scheduler, run: dict | None = None) 
         raise UserError(f"cannot load checkpoint: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                         path=path) from None
     return state
+
+
+def checkpoint_to_resume(output_dir: str, resume: bool, resume_from: str | None) -> str | None:
+    """The checkpoint --resume (the latest in output_dir) or --resume-from names; None for a fresh run."""
+    path = resume_from
+    if resume and not path:
+        path = latest_checkpoint(output_dir)
+        if path is None:
+            raise UserError("--resume: no checkpoint to resume from", path=os.path.join(output_dir, CHECKPOINTS))
+    if path and not os.path.isdir(path):
+        raise UserError("no such checkpoint dir", path=path)
+    return path
+
+
+@dataclass
+class Checkpoints:
+    """One run's checkpoints, bound once: the loop saves with one call, and a resume is checked against the same
+    run settings (RUN_KEYS) that every save records."""
+
+    accelerator: object
+    output_dir: str
+    scheduler: object
+    keep: int
+    run: dict
+
+    def save(self, state: TrainState) -> str:
+        return save_checkpoint(self.accelerator, self.output_dir, state, self.scheduler, self.keep, self.run)
+
+    def load(self, path: str) -> TrainState:
+        return load_checkpoint(self.accelerator, path, self.scheduler, self.run)

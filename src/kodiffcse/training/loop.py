@@ -1,8 +1,17 @@
-"""The training loop on Hugging Face Accelerate: CPU, one GPU, or DDP over many (torchrun/accelerate launch).
+"""A training run, as the list of what it does, on Hugging Face Accelerate (CPU, one GPU, or DDP over many
+processes under torchrun/accelerate launch): set up; then a plain loop of optimizer steps, with a log line, a
+dev evaluation and a checkpoint at their intervals and a stop at a signal; then finish.
 
-text -> LineCorpus -> sharded batches -> TrainingStep (generator edits, one 2B-row encoder pass, losses)
-(sup-simcse: NLI pairs -> TripletData -> the same sharded batches of triplets -> one 3B-row encoder pass)
--> AdamW + linear warmup/decay -> dev evaluation every eval_steps -> best/ and resumable checkpoints.
+How a run flows, file by file (docs/design.md, "How a run flows"):
+  setup.py       text -> LineCorpus (or NLI triplets -> TripletData) -> sharded batches; models, AdamW + linear
+                 warmup/decay, the start state (fresh, or a checkpoint's)
+  step.py        batch -> generator edits, one 2B-row encoder pass (3B for triplets) -> losses
+  nonfinite.py   a non-finite loss -> its update skipped on the device; the host checks at log/eval/save/signal
+  metrics.py     losses -> metrics.jsonl, trackers, progress
+  checkpoint.py  resumable checkpoints every save_steps (at evaluations by default), at a signal, at the end
+  dev_eval.py    dev scores every eval_steps -> best/, early stopping
+  signals.py     SIGTERM/SIGINT -> a checkpoint after the step in flight
+  output_dir.py  the output dir judged and cleared before anything trains
 Evaluation and exports run on the main process; the others wait.
 """
 from __future__ import annotations
@@ -11,38 +20,32 @@ import contextlib
 import json
 import math
 import os
-import shutil
-import signal
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 
 import torch
 
-from ..atomic import TMP_PREFIX, atomic_write
-from ..config import CONFIG_FILE, TrainConfig
-from ..data.batching import make_loader, shut_down_workers
-from ..data.corpus import LineCorpus
-from ..data.nli import TripletData, read_triplets
-from ..data.sts import STSData, read_sts
-from ..errors import UserError, count
+from ..atomic import atomic_write
+from ..config import TrainConfig
+from ..data.nli import TripletData
 from ..evaluation import evaluate_encoder, markdown_table
 from ..export.model_card import TEST_SCORES_FILE, write_model_card
-from ..export.sentence_transformers import save_sentence_model
 from ..inference import SentenceEncoder
-from ..modeling.diffcse import DiffCSEModel
-from ..modeling.discriminator import ConditionalDiscriminator
 from ..modeling.generator import load_generator
-from ..modeling.heads import projection_for
-from ..modeling.loading import load_encoder, load_tokenizer, quiet_transformers
-from .checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, load_checkpoint, recover, save_checkpoint
+from ..modeling.loading import quiet_transformers
+from .checkpoint import Checkpoints, checkpoint_to_resume, recover
 from .curves import plot_training_curves
-from .memory import warn_if_too_big
+from .dev_eval import DevEvaluator, published
+from .metrics import LINE_INTERVAL_S, METRICS_FILE, TENSORBOARD_DIR, MetricsLog, Progress  # noqa: F401 (API)
+from .nonfinite import NonFiniteGuard
+from .output_dir import check_output_dir, clear_previous_run  # noqa: F401 (API)
+from .setup import (Run, build_loader, build_model, build_optimizer, check_resources, count_steps,
+                    load_checked_tokenizer, make_accelerator, read_data, run_keys, start_or_resume, summary)
+from .signals import SignalGuard
+from .step import TrainingStep
+from .stop import Stop
 
-METRICS_FILE = "metrics.jsonl"
-LINE_INTERVAL_S = 30  # without a terminal (no progress bar), a progress line at most this often
-TENSORBOARD_DIR = "kodiffcse"  # the project name given to init_trackers: Accelerate logs under it
+_SignalGuard, _check_output_dir = SignalGuard, check_output_dir  # the names tests import from here
+LOG_EVERY = 10  # optimizer steps between log lines; the host reads device scalars only then
 
 
 @dataclass
@@ -56,156 +59,6 @@ class TrainResult:
     signal: int | None = None  # the signal that stopped the run, when stopped_by is "signal"
 
 
-class _Stop(Exception):
-    def __init__(self, reason: str):
-        self.reason = reason
-
-
-def _check_output_dir(cfg: TrainConfig, resuming: bool) -> None:
-    out = cfg.training.output_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError("output dir is a file", path=out)
-    # Under a launcher only the first rank checks (and probes): another rank's probe file would make the dir
-    # look used to it. All ranks get the same options, so its refusal holds for them and the launcher stops
-    # the group; the others only meet the dir after the process group forms, which the first rank joins later.
-    if int(os.environ.get("RANK", "0")) != 0:
-        return
-    if os.path.isdir(out) and os.listdir(out) and not (cfg.training.overwrite_output_dir or resuming):
-        raise UserError("output dir exists and is not empty; pass --overwrite-output-dir, or --resume to continue it",
-                        path=out)
-    try:
-        os.makedirs(out, exist_ok=True)
-        probe = os.path.join(out, f".kodiffcse-write-test-{os.getpid()}")
-        with open(probe, "w") as fh:
-            fh.write("ok")
-        os.remove(probe)
-    except OSError as exc:
-        raise UserError(f"output dir is not writable: {exc.strerror or exc}", path=out) from None
-
-
-def clear_previous_run(out: str, best_name: str) -> None:
-    """Take away everything an earlier run wrote (checkpoints, best model, logs, scores), and nothing else.
-
-    Each piece is renamed into one hidden folder first and that folder is deleted: `--resume` can never
-    find the old run's checkpoints beside the new ones, and a kill half-way leaves only a `.tmp-*` folder
-    that the next start removes."""
-    previous = os.path.join(out, CONFIG_FILE)
-    names = {CHECKPOINTS, best_name, METRICS_FILE, CONFIG_FILE, TEST_SCORES_FILE, "training_curves.png",
-             TENSORBOARD_DIR}
-    if os.path.isfile(previous):
-        try:
-            names.add(TrainConfig.load(previous).training.best_name)  # the old run's --best-name
-        except (OSError, ValueError, TypeError):
-            pass
-    doomed = [os.path.join(out, n) for n in sorted(names) if os.path.lexists(os.path.join(out, n))]
-    if not doomed:
-        return
-    trash = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}previous-run-", dir=out)
-    for path in doomed:
-        os.replace(path, os.path.join(trash, os.path.basename(path)))
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _check_free_space(out: str, n_params: int, keep: int) -> None:
-    """Weights + two AdamW moments per checkpoint, plus best/, with a 20% margin."""
-    need = int(n_params * 4 * (3 * (keep + 1) + 1) * 1.2)
-    free = shutil.disk_usage(out).free
-    if free < need:
-        raise UserError(f"not enough free disk space: {free / 2**20:.0f} MiB free, about {need / 2**20:.0f} MiB "
-                        f"needed for {keep} checkpoints and best/ (lower --save-total-limit or free space)", path=out)
-
-
-def _truncate_metrics(path: str, step: int) -> None:
-    """Drop what the interrupted run logged after the checkpoint: the resumed run logs those steps again."""
-    if not os.path.isfile(path):
-        return
-    kept = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            try:
-                if json.loads(line)["step"] <= step:
-                    kept.append(line if line.endswith("\n") else line + "\n")
-            except (ValueError, KeyError, TypeError):
-                continue  # a line cut short by the kill
-    atomic_write(path, "".join(kept))
-
-
-def _millions(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 100_000 else f"{n:,}"
-
-
-def _published(path: str | None) -> str | None:
-    """A local path as it may appear in a shared model: its last component."""
-    return os.path.basename(os.path.normpath(path)) if path and os.path.exists(path) else path
-
-
-def _mixed_precision(choice: str) -> str:
-    if choice != "auto":
-        return choice
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-
-
-class _SignalGuard:
-    """Turn SIGTERM/SIGINT into a flag the loop checks between steps, so it can save and exit cleanly."""
-
-    def __init__(self):
-        self.received: int | None = None
-        self._previous = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.received is not None:  # a second signal: stop now, without the checkpoint
-            raise KeyboardInterrupt
-        self.received = signum
-        try:
-            os.write(2, f"\nreceived {signal.Signals(signum).name}: saving a checkpoint after this step "
-                        f"(send it again to stop at once)\n".encode())
-        except OSError:  # stderr is a pipe whose reader died with the same Ctrl-C; the checkpoint matters more
-            pass
-
-    def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-
-class _Logger:
-    """Metrics to JSONL (main process) and to the Accelerate trackers."""
-
-    def __init__(self, accelerator, output_dir: str):
-        self.accelerator = accelerator
-        self.path = os.path.join(output_dir, METRICS_FILE)
-
-    def log(self, values: dict, step: int) -> None:
-        if not self.accelerator.is_main_process:
-            return
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
-        self.accelerator.log(values, step=step)
-
-
-def _flat_config(cfg: TrainConfig) -> dict:
-    flat = {}
-    for section, values in cfg.to_dict().items():
-        for key, value in values.items():
-            flat[f"{section}/{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
-
-
-def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """AdamW, fused (one kernel over all parameters; CPU and CUDA), no decay on biases and norms."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
-              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr, fused=True)
-
-
 def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     """Train DiffCSE (or SimCSE) as configured; returns where the best model went and how it scored.
 
@@ -214,49 +67,29 @@ def train(cfg: TrainConfig, accelerator=None) -> TrainResult:
     """
     cfg.validate()
     t = cfg.training
-    resume_path = t.resume_from
-    if t.resume and not resume_path:
-        resume_path = latest_checkpoint(t.output_dir)
-        if resume_path is None:
-            raise UserError("--resume: no checkpoint to resume from", path=os.path.join(t.output_dir, "checkpoints"))
-    if resume_path and not os.path.isdir(resume_path):
-        raise UserError("no such checkpoint dir", path=resume_path)
+    resume_path = checkpoint_to_resume(t.output_dir, t.resume, t.resume_from)
     created = not os.path.exists(t.output_dir)
-    _check_output_dir(cfg, resuming=resume_path is not None)
+    check_output_dir(cfg, resuming=resume_path is not None)
     try:
         with contextlib.ExitStack() as cleanup:
-            return _train(cfg, accelerator, resume_path, cleanup)
+            run = _setup(cfg, accelerator, resume_path, cleanup)
+            stopped_by, signal = _train_steps(run)
+            return _finish(run, stopped_by, signal)
     except BaseException:
         if created and os.path.isdir(t.output_dir) and not os.listdir(t.output_dir):
             os.rmdir(t.output_dir)  # a run that failed before writing anything leaves nothing behind
         raise
 
 
-def _distributed_launch_on_cpu() -> bool:
-    """torchrun or `accelerate launch` on a machine without an accelerator: Accelerate then needs cpu=True to
-    join the process group (gloo); without it each rank trains alone, as DistributedType.NO."""
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("LOCAL_RANK") is not None
-    has_accelerator = torch.accelerator.is_available() if hasattr(torch, "accelerator") else torch.cuda.is_available()
-    return launched and not has_accelerator
-
-
-def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: contextlib.ExitStack) -> TrainResult:
-    from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list, set_seed
-    from tqdm.auto import tqdm
+def _setup(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: contextlib.ExitStack) -> Run:
+    """Everything before the first step, in this order: the data is read and validated before any model is
+    loaded, and the models' random initialisations follow set_seed always alike (exact resume depends on it)."""
+    from accelerate.utils import set_seed
     from transformers import get_linear_schedule_with_warmup
 
-    m, d, t = cfg.model, cfg.data, cfg.training
-    # Read and validate the data before any model is loaded.
-    corpus = read_triplets(d.train_file) if m.objective == "sup-simcse" else LineCorpus(d.train_file)
-    dev: STSData | None = read_sts(d.dev_file) if d.dev_file else None
-    test: STSData | None = read_sts(d.test_file) if d.test_file else None
-
-    trackers = cfg.trackers()
-    accelerator = accelerator or Accelerator(
-        mixed_precision=_mixed_precision(t.precision), gradient_accumulation_steps=t.gradient_accumulation_steps,
-        log_with=trackers or None, project_dir=t.output_dir, cpu=_distributed_launch_on_cpu(),
-    )
+    m, t = cfg.model, cfg.training
+    corpus, dev, test = read_data(cfg)
+    accelerator = accelerator or make_accelerator(cfg)
     if accelerator.is_main_process:
         if isinstance(corpus, TripletData):
             print(corpus.summary())  # what the triplet builder kept and dropped, and why
@@ -264,274 +97,139 @@ def _train(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     accelerator.wait_for_everyone()
     quiet_transformers()
     set_seed(t.seed)
-    world = accelerator.num_processes
-    batches_per_epoch = len(corpus) // t.batch_size // world
-    if batches_per_epoch < t.gradient_accumulation_steps:
-        what = "triplet" if isinstance(corpus, TripletData) else "sentence"
-        raise UserError(f"the corpus has {count(len(corpus), what)}: fewer than one optimizer step of "
-                        f"{t.batch_size} x {t.gradient_accumulation_steps} x {world} processes", path=d.train_file)
-    steps_per_epoch = batches_per_epoch // t.gradient_accumulation_steps
-    run_keys = {"seed": t.seed, "batch_size": t.batch_size, "world_size": world, "corpus_sentences": len(corpus),
-                "gradient_accumulation_steps": t.gradient_accumulation_steps, "group_by_length": d.group_by_length}
-    total_steps = steps_per_epoch * t.epochs
-    if t.max_steps:
-        total_steps = min(total_steps, t.max_steps)
-
-    tokenizer = load_tokenizer(m.model)
-    if tokenizer.model_max_length and tokenizer.model_max_length < m.max_len:
-        raise UserError(f"--max-len {m.max_len} exceeds the tokenizer's limit of {tokenizer.model_max_length}")
+    total_steps = count_steps(cfg, corpus, accelerator.num_processes)
+    tokenizer = load_checked_tokenizer(m)
     generator = None
     if m.objective == "diffcse":
         generator = load_generator(m.generator, m.model, tokenizer, m.generator_sampling)  # vocab checked first
-    encoder = load_encoder(m.model)
-    hidden = encoder.config.hidden_size
-    discriminator = ConditionalDiscriminator(load_encoder(m.model)) if m.objective == "diffcse" else None
-    model = DiffCSEModel(encoder, projection_for(m.objective, hidden), m.pooler, discriminator, m.before_mlp,
-                         m.padding_free, m.cpu_kernels)
-    if t.gradient_checkpointing:  # non-reentrant: checkpoint restores torch's RNG, so dropout masks are redrawn alike
-        for backbone in (model.encoder, discriminator.backbone if discriminator is not None else None):
-            if backbone is not None:
-                enable = getattr(backbone, "activation_checkpointing_enable", None)  # its name since transformers 5.x
-                if enable is not None:
-                    enable({"use_reentrant": False})
-                else:
-                    backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if t.compile:  # in place: module names, state dicts and save_pretrained stay as they are
-        model.encoder.compile(dynamic=True)
-    if accelerator.is_main_process:
-        _check_free_space(t.output_dir, sum(p.numel() for p in model.parameters()), t.save_total_limit)
-    if accelerator.device.type == "cpu" and accelerator.is_local_main_process:
-        frozen = sum(p.numel() for p in generator.model.parameters()) if generator is not None else 0
-        warn_if_too_big(model, encoder.config, frozen, t.batch_size, m.max_len, 3 if m.objective == "sup-simcse" else 2,
-                        discriminator is not None, t.gradient_checkpointing)
-
+    model = build_model(m, t.gradient_checkpointing, t.compile)
+    check_resources(cfg, accelerator, model, generator)
     optimizer = build_optimizer(model, t.lr, t.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(t.warmup_ratio * total_steps), total_steps)
-    loader, sampler = make_loader(corpus, tokenizer, t.batch_size, m.max_len, t.seed, d.group_by_length,
-                                  d.num_workers, accelerator.process_index, world,
-                                  pin_memory=accelerator.device.type == "cuda")
-    cleanup.callback(shut_down_workers, loader)
+    loader, sampler = build_loader(cfg, corpus, tokenizer, accelerator, cleanup)
     # Not prepared by Accelerate: the sampler already shards deterministically, and the scheduler
     # already counts per-process optimizer steps.
     model, optimizer = accelerator.prepare(model, optimizer)
     if generator is not None:
         generator.to(accelerator.device)
-
-    accumulation = f" x {t.gradient_accumulation_steps} accumulated" if t.gradient_accumulation_steps > 1 else ""
-    accelerator.print(
-        f"training {m.objective}: encoder {m.model} ({_millions(sum(p.numel() for p in encoder.parameters()))} "
-        "parameters)" + (f", generator {m.generator}" if generator is not None else "")
-        + f"; corpus {d.train_file} ({count(len(corpus), 'sentence')}); {count(total_steps, 'step')} of "
-        f"{t.batch_size * t.gradient_accumulation_steps * world} sentences ({t.batch_size}{accumulation} x "
-        f"{count(world, 'process', 'processes')}); {accelerator.device}, "
-        f"precision {'fp32' if accelerator.mixed_precision == 'no' else accelerator.mixed_precision}")
-    state = TrainState()
-    if resume_path:
-        state = load_checkpoint(accelerator, resume_path, scheduler, run_keys)
-        accelerator.print(f"resumed from {resume_path} at step {state.step}")
-        if accelerator.is_main_process:
-            _truncate_metrics(os.path.join(t.output_dir, METRICS_FILE), state.step)
-    elif accelerator.is_main_process:
-        clear_previous_run(t.output_dir, t.best_name)  # --overwrite-output-dir: nothing of the old run survives
-    if accelerator.is_main_process:
-        cfg.with_paths(os.path.abspath).save(os.path.join(t.output_dir, CONFIG_FILE))
-    if trackers:
-        accelerator.init_trackers("kodiffcse", config=_flat_config(cfg))
-    logger = _Logger(accelerator, t.output_dir)
-
-    from .step import TrainingStep
-
-    step_fn = TrainingStep(m, tokenizer, generator)
     raw = accelerator.unwrap_model(model)
-    # running statistics (BatchNorm's) are the only buffers a forward pass moves; the rest (position ids) are
-    # constants, not worth a copy and a restore every micro-step
-    buffers = [b for mod in raw.modules() if getattr(mod, "track_running_stats", False)
-               for b in mod.buffers(recurse=False)]
-    best_dir = os.path.join(t.output_dir, t.best_name)
-    published_config = cfg.with_paths(_published).to_dict()  # best/ is what gets shared: no private paths
+    accelerator.print(summary(cfg, accelerator, raw, generator, corpus, total_steps))
+    checkpoints = Checkpoints(accelerator, t.output_dir, scheduler, t.save_total_limit,
+                              run_keys(cfg, corpus, accelerator.num_processes))
+    state = start_or_resume(cfg, accelerator, checkpoints, resume_path)
+    return Run(cfg, accelerator, dev, test, tokenizer, model, raw, optimizer, scheduler, loader, sampler,
+               TrainingStep(m, tokenizer, generator), checkpoints, state, total_steps)
 
-    dev_encoder = SentenceEncoder(raw.encoder, tokenizer, m.pooler, m.max_len)  # one: says truncation once
 
-    def evaluate_dev() -> dict | None:
-        """Main process scores the dev set; every process learns the score."""
-        scores = None
-        if accelerator.is_main_process and dev is not None:
-            scores = evaluate_encoder(dev_encoder, dev, t.eval_batch_size)
-        box = [scores]
-        if world > 1:
-            broadcast_object_list(box)
-        return box[0]
-
-    def export_best(scores: dict | None) -> None:
-        if accelerator.is_main_process:
-            payload = {"step": state.step, "dev_file": _published(d.dev_file), "scores": scores}
-            save_sentence_model(raw.encoder, tokenizer, best_dir, m.pooler, m.max_len, published_config, payload)
-        accelerator.wait_for_everyone()
-
-    def run_evaluation() -> None:
-        scores = evaluate_dev()
-        if scores is None:
-            return
-        value = scores[t.metric]  # validate() checked the name
-        state.last_dev = value
-        logger.log({f"dev/{k}": v for k, v in scores.items()}, state.step)
-        if state.best_score is None or value > state.best_score:
-            state.best_score, state.best_step, state.evals_without_improvement = value, state.step, 0
-            export_best(scores)
-        else:
-            state.evals_without_improvement += 1
-        if accelerator.is_main_process:
-            progress.write(f"step {state.step}/{total_steps}: dev {t.metric} {100 * value:.2f} "
-                           f"(best {100 * state.best_score:.2f} at step {state.best_step})", file=sys.stderr)
-        if t.patience and state.evals_without_improvement >= t.patience:
-            raise _Stop("early_stopping")
-
-    if state.step == 0 and dev is not None:
-        step0 = evaluate_dev()
-        logger.log({f"dev/{k}": v for k, v in step0.items()}, 0)
-        state.last_dev = step0[t.metric] if step0 else None
-
-    stopped_by = "completed"
-    # A bar only on a terminal: redirected to a log, its carriage-return redraws read as blank lines. The
-    # evaluation lines below say how the run goes in both.
-    progress = tqdm(total=total_steps, initial=state.step, desc="training", unit="step",
-                    disable=not (accelerator.is_local_main_process and sys.stderr.isatty()), dynamic_ncols=True)
-    model.train()
-    sums: dict[str, torch.Tensor] = {}
-    micro, last_line = 0, time.time()
-    # The non-finite guard decides on the device: a bad micro-step's update is skipped by the fused AdamW's
-    # found_inf (weights and moments untouched), its BatchNorm statistics are restored, and once more steps
-    # went bad than --skip-nonfinite allows every later update is skipped too. The host reads the flags only
-    # where it acts anyway (logging every 10 steps, evaluation, saving, signals, the end): no sync per step.
-    device = accelerator.device
-    bad_count = torch.full((), float(state.nonfinite_skipped), device=device)  # a resumed run's earlier skips count
-    window_skip = torch.zeros((), device=device)
-    pending: list[tuple[int, torch.Tensor]] = []  # (step, bad flag) not yet read by the host
-    use_found_inf = accelerator.scaler is None  # fp16's GradScaler skips non-finite updates itself
-
-    def check_nonfinite() -> None:
-        if not pending:
-            return
-        flags = torch.stack([flag for _, flag in pending]).tolist()
-        steps = [step for step, _ in pending]
-        pending.clear()
-        for step_number, flag in zip(steps, flags):
-            if flag:
-                state.nonfinite_skipped += 1
-                if state.nonfinite_skipped > t.skip_nonfinite:
-                    state.step = step_number - 1  # updates from here on were skipped on the device
-                    raise _Stop("nonfinite")
-                accelerator.print(f"non-finite loss at step {step_number}: skipped "
-                                  f"({state.nonfinite_skipped} of {t.skip_nonfinite} allowed)")
-
+def _train_steps(run: Run) -> tuple[str, int | None]:
+    """The loop: a step; then, at their intervals, a log line, a dev evaluation, a checkpoint; a stop at a signal.
+    Returns how the run stopped and the signal that stopped it, if one did."""
+    t, state = run.cfg.training, run.state
+    log = MetricsLog(run.accelerator, t.output_dir)
+    dev = DevEvaluator(run, log, evaluate_encoder)
+    guard = NonFiniteGuard(run.accelerator, run.raw, state, t.skip_nonfinite)
+    dev.at_start()
+    progress = Progress(run.accelerator, run.total_steps, state.step)
+    run.model.train()
     try:
-        with _SignalGuard() as guard:
-            while state.step < total_steps and state.epoch < t.epochs:
-                sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
-                for batch in loader:
-                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                    with accelerator.accumulate(model):
-                        # BatchNorm running stats move in the forward pass: a skipped step must not keep them
-                        kept = [b.detach().clone() for b in buffers]
-                        losses = step_fn(model, batch)
-                        loss = losses["loss"]
-                        bad = (~torch.isfinite(loss.detach())).float()
-                        if world > 1:
-                            bad = (accelerator.reduce(bad, "sum") > 0).float()  # every rank decides alike
-                        accelerator.backward(loss)
-                        bad_count += bad
-                        skip = torch.maximum(bad, (bad_count > t.skip_nonfinite).float())
-                        window_skip = torch.maximum(window_skip, skip)
-                        with torch.no_grad():
-                            for b, k in zip(buffers, kept):
-                                b.copy_(torch.where(skip.bool(), k, b))
-                        pending.append((state.step + 1, bad))
-                        if t.max_grad_norm and accelerator.sync_gradients:
-                            accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                        if use_found_inf:
-                            optimizer.optimizer.found_inf = window_skip
-                        optimizer.step()
-                        optimizer.zero_grad(set_to_none=True)
-                        if accelerator.sync_gradients:
-                            window_skip = torch.zeros((), device=device)
-                    state.batch_in_epoch += 1
-                    for key, value in losses.items():
-                        sums[key] = sums.get(key, 0) + value.detach().float()
-                    micro += 1
-                    if not accelerator.sync_gradients:
-                        continue
-                    scheduler.step()
-                    state.step += 1
-                    progress.update(1)
-                    if state.step % 10 == 0 or state.step == total_steps:
-                        check_nonfinite()
-                        means = {k: (v / micro).item() for k, v in sums.items()}
-                        means["lr"] = scheduler.get_last_lr()[0]
-                        logger.log({f"train/{k}": v for k, v in means.items()}, state.step)
-                        postfix = {"loss": f"{means['loss']:.4f}"}
-                        if "rtd_accuracy" in means:
-                            postfix["rtd_acc"] = f"{means['rtd_accuracy']:.3f}"
-                        if state.last_dev is not None:
-                            postfix["dev"] = f"{100 * state.last_dev:.2f}"
-                        progress.set_postfix(postfix)
-                        if progress.disable and accelerator.is_local_main_process and (
-                                time.time() - last_line >= LINE_INTERVAL_S or state.step == total_steps):
-                            last_line = time.time()  # a log file gets a plain line at most every 30 s instead
-                            print(f"step {state.step}/{total_steps}: " + ", ".join(f"{k} {v}" for k, v in postfix.items())
-                                  + f", lr {means['lr']:.3g}", file=sys.stderr, flush=True)
-                        sums, micro = {}, 0
-                    if t.eval_steps and state.step % t.eval_steps == 0:
-                        check_nonfinite()
-                        run_evaluation()
-                        if not t.save_steps:
-                            save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
-                    if t.save_steps and state.step % t.save_steps == 0:
-                        check_nonfinite()
-                        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
-                    if guard.received is not None:
-                        check_nonfinite()
-                        raise _Stop("signal")
-                    if state.step >= total_steps:
-                        break
-                else:
-                    state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                    continue
-                break
-            check_nonfinite()
-            if t.max_steps and state.step >= t.max_steps:
-                stopped_by = "max_steps"
-            if not t.eval_steps or state.step % t.eval_steps:
-                run_evaluation()
-            if dev is None:
-                export_best(None)  # without a dev set the final model is the one to keep
-    except _Stop as stop:
+        with SignalGuard() as signals:
+            for step in _optimizer_steps(run, guard, log):
+                progress.update()
+                if step % LOG_EVERY == 0 or step == run.total_steps:
+                    guard.check()
+                    progress.show(step, log.log_train(step, run.scheduler.get_last_lr()[0]), state.last_dev)
+                if t.eval_steps and step % t.eval_steps == 0:
+                    guard.check()
+                    dev.evaluate()
+                    if not t.save_steps:
+                        run.checkpoints.save(state)
+                if t.save_steps and step % t.save_steps == 0:
+                    guard.check()
+                    run.checkpoints.save(state)
+                if signals.received is not None:
+                    guard.check()
+                    raise Stop("signal")
+            guard.check()
+            stopped_by = "max_steps" if t.max_steps and state.step >= t.max_steps else "completed"
+            dev.at_end()
+    except Stop as stop:
         stopped_by = stop.reason
     finally:
         progress.close()
+    return stopped_by, signals.received if stopped_by == "signal" else None
 
+
+def _optimizer_steps(run: Run, guard: NonFiniteGuard, log: MetricsLog):
+    """Yields the step number after each optimizer step, until the last. Epochs, gradient accumulation and
+    the data position a checkpoint records (epoch, batches consumed) stay in here."""
+    state, epochs = run.state, run.cfg.training.epochs
+    while state.step < run.total_steps and state.epoch < epochs:
+        run.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch)
+        for batch in run.loader:
+            log.add(_micro_step(run, guard, batch))
+            state.batch_in_epoch += 1
+            if not run.accelerator.sync_gradients:
+                continue
+            run.scheduler.step()
+            state.step += 1
+            yield state.step
+            if state.step >= run.total_steps:
+                return
+        state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+
+
+def _micro_step(run: Run, guard: NonFiniteGuard, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Forward and backward of one micro-batch; Accelerate lets the optimizer step only when the accumulation
+    window closes (sync_gradients)."""
+    accelerator, max_grad_norm = run.accelerator, run.cfg.training.max_grad_norm
+    batch = {k: v.to(accelerator.device, non_blocking=True) for k, v in batch.items()}
+    with accelerator.accumulate(run.model):
+        guard.before_forward()
+        losses = run.step_fn(run.model, batch)
+        accelerator.backward(losses["loss"])
+        guard.after_backward(losses["loss"])
+        if max_grad_norm and accelerator.sync_gradients:
+            accelerator.clip_grad_norm_(run.model.parameters(), max_grad_norm)
+        guard.before_optimizer_step(run.optimizer)
+        run.optimizer.step()
+        run.optimizer.zero_grad(set_to_none=True)
+        if accelerator.sync_gradients:
+            guard.after_sync()
+    return losses
+
+
+def _finish(run: Run, stopped_by: str, signal: int | None) -> TrainResult:
+    """The last checkpoint (none after a non-finite stop: the last good one stays the latest), the curves,
+    best/'s test scores when the run ended on its own, and what the caller learns."""
+    accelerator, t, state = run.accelerator, run.cfg.training, run.state
     if stopped_by == "signal":
-        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
+        run.checkpoints.save(state)
         accelerator.print(f"interrupted at step {state.step}: checkpoint saved. Resume with: "
                           f"kodiffcse train --resume --output-dir {t.output_dir}")
     elif stopped_by == "nonfinite":
         accelerator.print(f"stopped: non-finite loss at step {state.step + 1}; the last good checkpoint and "
                           f"{t.best_name}/ are kept (pass --skip-nonfinite N to skip such steps)")
     else:
-        save_checkpoint(accelerator, t.output_dir, state, scheduler, t.save_total_limit, run_keys)
-
+        run.checkpoints.save(state)
     test_scores = None
     if accelerator.is_main_process:
         plot_training_curves(os.path.join(t.output_dir, METRICS_FILE), os.path.join(t.output_dir, "training_curves.png"),
                              t.metric)
-        if test is not None and os.path.isdir(best_dir) and stopped_by not in ("signal", "nonfinite"):
-            enc = SentenceEncoder.from_pretrained(best_dir, device=str(accelerator.device))
-            test_scores = evaluate_encoder(enc, test, t.eval_batch_size)
-            atomic_write(os.path.join(t.output_dir, TEST_SCORES_FILE),
-                         json.dumps({"test_file": _published(d.test_file), "scores": test_scores}, indent=2))
-            write_model_card(best_dir)  # the card gains the test row
-            print(markdown_table([(f"{os.path.basename(os.path.normpath(t.output_dir))} ({m.objective})", test_scores)]))
+        if run.test is not None and os.path.isdir(run.best_dir) and stopped_by not in ("signal", "nonfinite"):
+            test_scores = _score_test(run)
     accelerator.end_training()
-    return TrainResult(t.output_dir, best_dir if os.path.isdir(best_dir) else None, state.best_score, state.step,
-                       stopped_by, test_scores, guard.received if stopped_by == "signal" else None)
+    best_dir = run.best_dir if os.path.isdir(run.best_dir) else None
+    return TrainResult(t.output_dir, best_dir, state.best_score, state.step, stopped_by, test_scores, signal)
 
 
+def _score_test(run: Run) -> dict:
+    """best/ as users load it, on the test set: test_scores.json, the model card's test row, a table."""
+    t = run.cfg.training
+    encoder = SentenceEncoder.from_pretrained(run.best_dir, device=str(run.accelerator.device))
+    scores = evaluate_encoder(encoder, run.test, t.eval_batch_size)
+    atomic_write(os.path.join(t.output_dir, TEST_SCORES_FILE),
+                 json.dumps({"test_file": published(run.cfg.data.test_file), "scores": scores}, indent=2))
+    write_model_card(run.best_dir)  # the card gains the test row
+    name = os.path.basename(os.path.normpath(t.output_dir))
+    print(markdown_table([(f"{name} ({run.cfg.model.objective})", scores)]))
+    return scores
