@@ -23,6 +23,12 @@ SENTENCES = ["한 남자가 공원에서 기타를 치고 있다.", "고양이",
 TOL = dict(atol=1e-5, rtol=1e-5)
 
 
+@pytest.fixture(autouse=True)
+def small_attention_groups(monkeypatch):
+    """Groups of 5 sentences: the 12 rows of a test batch run attention in three padded groups, one partial."""
+    monkeypatch.setattr(packing, "ATTENTION_CHUNK", 5)
+
+
 @pytest.fixture(scope="module")
 def families(tiny, tmp_path_factory):
     """Encoder and generator dirs of each family over the tiny tokenizer, with dropout, as training has."""
@@ -149,6 +155,18 @@ def test_pooling_reads_each_sentences_own_tokens():
     assert packed.cu_seq_lens.tolist() == [0, 3, 4, 8] and packed.cu_seq_lens.dtype == torch.int32
     padded = torch.randn(3, 4, 5)
     torch.testing.assert_close(packed.unpack(packed.pack(padded)), padded * mask.unsqueeze(-1))
+
+
+def test_attention_groups_sentences_by_length_and_puts_tokens_back(monkeypatch):
+    monkeypatch.setattr(packing, "ATTENTION_CHUNK", 2)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]])
+    layout = PackedBatch.from_mask(mask).attention_layout
+    assert layout.shapes == [(2, 4), (2, 2), (1, 1)]  # longest first, each group padded to its own longest
+    x = torch.randn(3, int(mask.sum()), 7)
+    groups = layout.groups(x)
+    assert [tuple(g.shape) for g in groups] == [(3, 2, 4, 7), (3, 2, 2, 7), (3, 1, 1, 7)]
+    assert torch.equal(groups[0][:, 1, 3], torch.zeros(3, 7))  # the 3-token sentence's padding slot
+    torch.testing.assert_close(layout.join(groups), x)
 
 
 def test_the_flash_varlen_branch_shares_the_packing(families, monkeypatch):

@@ -21,6 +21,7 @@ import functools
 import importlib.util
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -32,6 +33,34 @@ PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 # Inference packs a batch only when less of it than this is real tokens: a length-sorted batch is mostly real
 # already, and the scatter around attention then costs more than the padding (performance.md, "Encoding").
 PACK_BELOW_REAL_SHARE = 0.9
+# Sentences per padded attention layout where no varlen kernel exists (CPU, GPUs without flash-attn).
+ATTENTION_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """The packed row's sentences, longest first, in groups laid out padded, (heads, n, width, d) each, for
+    attention alone where no varlen kernel exists (CPU, GPUs without flash-attn). Each group pads only to
+    its own longest sentence, so a random batch's attention does about a third of the work of one padded
+    (B, L) layout (performance.md). One gather in and one out, whose backward passes are one scatter-add
+    each: a gather or an in-place scatter per group would fill a whole-row gradient once per group."""
+
+    sources: torch.Tensor  # (slots,): the packed token at each group's slots, end to end; T (a zero row) at padding
+    shapes: list[tuple[int, int]]  # per group, (n, width)
+    key_masks: list[torch.Tensor]  # per group, (1, n, 1, width): True at real keys
+    back: torch.Tensor  # (T,): each packed token's slot in the groups' outputs laid end to end
+
+    def groups(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(heads, T, d) -> per group (heads, n, width, d), zeros at the padding."""
+        padded = torch.cat([x, x.new_zeros(x.shape[0], 1, x.shape[2])], dim=1)
+        flat = padded.index_select(1, self.sources)  # one gather: one scatter-add in the backward pass
+        sizes = [n * width for n, width in self.shapes]
+        return [part.unflatten(1, shape) for part, shape in zip(flat.split(sizes, dim=1), self.shapes)]
+
+    def join(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        """Per group (heads, n, width, d) -> (heads, T, d) in the packed row's order."""
+        flat = torch.cat([o.reshape(o.shape[0], -1, o.shape[3]) for o in outputs], dim=1)
+        return flat.index_select(1, self.back)
 
 
 @dataclass(frozen=True)
@@ -43,7 +72,6 @@ class PackedBatch:
     positions: torch.Tensor  # (T,) each token's 0-based position in its sentence
     segments: torch.Tensor  # (T,) each token's sentence
     lengths: torch.Tensor  # (B,) tokens per sentence
-    key_mask_heads: torch.Tensor  # (1, B, 1, L) True at real keys, for attention in the (heads, B, L, d) layout
     batch: int
     length: int
 
@@ -57,7 +85,7 @@ class PackedBatch:
         cu[1:] = lengths.cumsum(0)
         segments = index // length
         positions = torch.arange(index.numel(), device=keep.device) - cu[:-1].long()[segments]  # any padding side
-        return cls(index, cu, positions, segments, lengths, keep[None, :, None, :], batch, length)
+        return cls(index, cu, positions, segments, lengths, batch, length)
 
     @property
     def tokens(self) -> int:
@@ -77,14 +105,30 @@ class PackedBatch:
         out = x.new_zeros(self.batch * self.length, *x.shape[1:])
         return out.index_copy_(0, self.index, x).view(self.batch, self.length, *x.shape[1:])
 
-    def unpack_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(heads, T, d) -> (heads, B, L, d), zeros at the padding."""
-        out = x.new_zeros(x.shape[0], self.batch * self.length, x.shape[2])
-        return out.index_copy_(1, self.index, x).view(x.shape[0], self.batch, self.length, x.shape[2])
-
-    def pack_heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(heads, B, L, d) -> (heads, T, d)."""
-        return x.reshape(x.shape[0], self.batch * self.length, x.shape[3]).index_select(1, self.index)
+    @functools.cached_property
+    def attention_layout(self) -> AttentionLayout:
+        lengths = self.lengths.cpu().numpy()
+        starts = self.cu_seq_lens[:-1].cpu().numpy().astype(np.int64)
+        order = np.argsort(-lengths, kind="stable")
+        sources, shapes, masks = [], [], []
+        back = np.empty(self.tokens, dtype=np.int64)
+        base = 0
+        for first in range(0, self.batch, ATTENTION_CHUNK):
+            rows = order[first:first + ATTENTION_CHUNK]
+            lens = lengths[rows]
+            width = int(lens.max())
+            real = np.arange(width)[None, :] < lens[:, None]  # (n, width)
+            src = np.full(real.shape, self.tokens, dtype=np.int64)  # T: the zero row
+            src[real] = np.repeat(starts[rows], lens) + (np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens))
+            back[src[real]] = base + np.flatnonzero(real)
+            base += real.size
+            sources.append(src.reshape(-1))
+            shapes.append((len(rows), width))
+            masks.append(real)
+        device = self.index.device
+        return AttentionLayout(torch.from_numpy(np.concatenate(sources)).to(device), shapes,
+                               [torch.from_numpy(m).to(device)[None, :, None, :] for m in masks],
+                               torch.from_numpy(back).to(device))
 
     def model_inputs(self, backbone: nn.Module, input_ids: torch.Tensor) -> dict:
         """Keyword arguments for a transformers encoder: the packed row and what its attention reads."""
@@ -163,10 +207,10 @@ def varlen(inner, attend=sdpa):
             out = flash(q, k, v, packed.cu_seq_lens, packed.cu_seq_lens, packed.length, packed.length,
                         dropout_p=dropout, softmax_scale=scaling, causal=False)
             return out.unsqueeze(0), None
-        # (heads, B, L, d): heads first keeps each copy in and out one contiguous index operation
-        q, k, v = (packed.unpack_heads(x[0]) for x in (query, key, value))
-        out = attend(q, k, v, packed.key_mask_heads, dropout, scaling)
-        return packed.pack_heads(out).transpose(0, 1).unsqueeze(0), None  # (1, T, heads, d)
+        layout = packed.attention_layout  # heads first: every gather reads and writes contiguous rows
+        groups = zip(*(layout.groups(x[0]) for x in (query, key, value)), layout.key_masks)
+        out = layout.join([attend(q, k, v, mask, dropout, scaling) for q, k, v, mask in groups])
+        return out.transpose(0, 1).unsqueeze(0), None  # (1, T, heads, d)
 
     return attention
 
