@@ -261,7 +261,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _free_space_check(out_dir: Path) -> int | None:
-    """What training/loop._check_free_space asks for (weights and two AdamW moments per kept checkpoint, plus
+    """What training/output_dir.check_free_space asks for (weights and two AdamW moments per kept checkpoint, plus
     best/, +20%), from the parameter count in the newest checkpoint and the default --save-total-limit 2."""
     from safetensors import safe_open
 
