@@ -1,7 +1,6 @@
 """Padding-free training computes exactly what the padded step computes, for every supported family."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -192,21 +191,3 @@ def test_the_flash_varlen_branch_shares_the_packing(families, monkeypatch):
     torch.testing.assert_close(packed["loss"], padded["loss"], **TOL)
     for name, grad in padded["grads"].items():
         torch.testing.assert_close(packed["grads"][name], grad, **TOL)
-
-
-@pytest.mark.parametrize("pooler", ["cls_before_pooler", "mean"])
-def test_encode_packs_a_padded_batch_and_gets_the_padded_vectors(families, monkeypatch, pooler):
-    from kodiffcse.inference import SentenceEncoder
-
-    encoder = SentenceEncoder.from_pretrained(str(families / "roberta"), device="cpu", pooler=pooler)
-    assert packing.packable(encoder.model)
-    calls = []
-    original = packing.token_states
-    monkeypatch.setattr(packing, "token_states", lambda *a: calls.append(a[3]) or original(*a))
-    monkeypatch.setattr(packing, "PACK_BELOW_REAL_SHARE", 0.0)  # never pack
-    padded = encoder.encode(SENTENCES, batch_size=len(SENTENCES))
-    assert not calls
-    monkeypatch.setattr(packing, "PACK_BELOW_REAL_SHARE", 1.01)  # always pack
-    packed = encoder.encode(SENTENCES, batch_size=len(SENTENCES))
-    assert len(calls) == 1 and calls[0].batch == len(SENTENCES)
-    np.testing.assert_allclose(packed, padded, atol=1e-5)

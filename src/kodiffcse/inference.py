@@ -1,7 +1,7 @@
 """SentenceEncoder: turn sentences into vectors with any kodiffcse, sentence-transformers or HF encoder.
 
-Encoding sorts by length (little padding; a batch that still has much of it runs padding-free, packing.py),
-runs in inference mode (autocast on GPU), returns rows in input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
+Encoding sorts by length (little padding: measured, packing the sorted batches as training does gains
+nothing, docs/performance.md), runs in inference mode (autocast on GPU), returns rows in input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
 never switches dropout, the SimCSE augmentation, off for the rest of training. On top of encode sit the
 SimCSE library's conveniences: similarity, build_index and search (search.VectorIndex).
 """
@@ -14,7 +14,6 @@ import torch
 
 from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
-from .modeling import packing
 from .modeling.pooling import POOLERS, pool
 from .token_ids import longest_first, sentence_token_ids, truncation_message
 
@@ -73,7 +72,6 @@ class SentenceEncoder:
         self.model, self.tokenizer, self.pooler, self.max_len, self.prefix = model, tokenizer, pooler, max_len, prefix
         if device is not None:
             self.model.to(device)
-        packing.use_varlen_attention(self.model)  # exact for padded batches too; saved configs keep sdpa
         self.encode_calls = 0  # encoder forward passes, for tests and benchmarks
         self.name_or_path = getattr(getattr(model, "config", None), "_name_or_path", "") or ""
         self.index = None  # a search.VectorIndex once build_index or load_index ran
@@ -136,8 +134,10 @@ class SentenceEncoder:
                     rows = order[start:start + batch_size]
                     batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                    vectors = self._vectors(batch["input_ids"], batch["attention_mask"])
+                    outputs = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
                     self.encode_calls += 1
+                    vectors = pool(outputs.last_hidden_state, batch["attention_mask"], self.pooler,
+                                   getattr(outputs, "pooler_output", None))
                     out[torch.as_tensor(rows)] = vectors.float().cpu()
         finally:
             self.model.train(was_training)
@@ -146,17 +146,6 @@ class SentenceEncoder:
         if single:
             out = out[0]
         return out if convert_to_tensor else out.numpy()
-
-    def _vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled vectors of one batch: packed when padding is a large share of it (packing.py), else padded."""
-        real = int(attention_mask.sum())
-        if (self.pooler != "cls" and packing.packable(self.model)
-                and real < packing.PACK_BELOW_REAL_SHARE * attention_mask.numel()):
-            packed = packing.PackedBatch.from_mask(attention_mask)
-            return packing.pool_packed(packing.token_states(self.model, input_ids, attention_mask, packed), packed,
-                                       self.pooler)
-        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return pool(outputs.last_hidden_state, attention_mask, self.pooler, getattr(outputs, "pooler_output", None))
 
     def similarity(self, a, b, batch_size: int = 64):
         """Cosine similarities: a float for two strings, else a (len(a), len(b)) float32 array."""

@@ -30,9 +30,6 @@ VARLEN_ATTENTION = "kodiffcse_varlen"  # stock SDPA inside; LANE_ATTENTION (drop
 # Families whose layers hand their **kwargs to the attention function and whose absolute positions are read
 # from `position_ids`; any other model would see the packed row as one long sentence, so it runs padded.
 PACKABLE = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
-# Inference packs a batch only when less of it than this is real tokens: a length-sorted batch is mostly real
-# already, and the scatter around attention then costs more than the padding (performance.md, "Encoding").
-PACK_BELOW_REAL_SHARE = 0.9
 # Sentences per padded attention layout where no varlen kernel exists (CPU, GPUs without flash-attn).
 ATTENTION_CHUNK = 16
 
