@@ -6,9 +6,9 @@ row is what transformers' own padding-free path takes (`DataCollatorWithFlatteni
 per-sentence `position_ids`, `cu_seq_lens_q/k` and `max_length_q/k`, passed through the model's **kwargs to
 its attention function. Attention alone needs the sentences apart, and `varlen` (the attention function
 these models are switched to) keeps them apart per backend: flash-attention's varlen kernel where
-it is installed and the tensors are on a GPU in half precision; elsewhere the packed q, k and v are put back
-in the (B, heads, L, d) layout just around SDPA with a key-padding mask (the "effective transformer" layout of
-FasterTransformer and NVIDIA's MLPerf BERT), which is exact and, at these lengths, a few percent of the FLOPs.
+it is installed and the tensors are on a GPU in half precision; elsewhere the packed q, k and v are gathered
+into padded groups of sentences sorted by length just around SDPA with a key-padding mask (the "effective
+transformer" layout of FasterTransformer and NVIDIA's MLPerf BERT, grouped), which is exact.
 Both branches share this file's packing, position ids and pooling, which the CPU tests cover.
 
 Position ids follow each family's own convention: RoBERTa, XLM-R and CamemBERT count from
