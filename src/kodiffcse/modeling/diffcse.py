@@ -5,9 +5,9 @@ import torch
 from torch import nn
 
 from .discriminator import ConditionalDiscriminator
-from .dropout import LANE_ATTENTION, use_lane_dropout
+from .dropout import use_lane_dropout
 from .fused_qkv import use_fused_qkv
-from .packing import VARLEN_ATTENTION, PackedBatch, packable, pool_packed, token_states, use_varlen_attention
+from .packing import PackedBatch, packable, pool_packed, token_states, use_varlen_attention
 from .pooling import pool
 
 
@@ -30,10 +30,11 @@ class DiffCSEModel(nn.Module):
         super().__init__()
         self.encoder, self.projection, self.discriminator = encoder, projection, discriminator
         self.pooler, self.before_mlp = pooler, before_mlp
-        if cpu_kernels:  # the one place the CPU kernels are switched on
+        if cpu_kernels:  # the one place the CPU kernels are switched on; lane attention is varlen too
             use_lane_dropout(self)
             use_fused_qkv(self)
-        use_varlen_attention(self, LANE_ATTENTION if cpu_kernels else VARLEN_ATTENTION)
+        else:
+            use_varlen_attention(self)
         backbones = [encoder] + ([discriminator.backbone] if discriminator is not None else [])
         self.padding_free = padding_free and all(packable(b) for b in backbones)  # other families run padded
 

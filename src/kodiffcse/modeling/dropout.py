@@ -93,12 +93,12 @@ def _register_lane_sdpa() -> None:
 def use_lane_dropout(module: nn.Module) -> int:
     """Swap every plain nn.Dropout inside `module` for LaneDropout and move its SDPA transformers models to
     lane_sdpa; returns how many dropouts were swapped. Saved configs keep saying sdpa."""
+    from .packing import use_varlen_attention
+
     _register_lane_sdpa()
+    use_varlen_attention(module, LANE_ATTENTION)
     swapped = 0
     for parent in module.modules():
-        config = getattr(parent, "config", None)
-        if getattr(config, "_attn_implementation", None) == "sdpa" and hasattr(parent, "set_attn_implementation"):
-            parent.set_attn_implementation(LANE_ATTENTION)
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout:
                 setattr(parent, name, LaneDropout(child.p, child.inplace))
