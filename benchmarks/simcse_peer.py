@@ -27,18 +27,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_step import CORPUS, SIZES, _sync, build_models  # noqa: E402
+from train_step import _sync, add_common_arguments, build_models  # noqa: E402
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=10, help="timed steps per side (after --warmup)")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--size", choices=tuple(SIZES), default="small")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=64)
-    p.add_argument("--corpus", default=str(CORPUS))
-    p.add_argument("--precision", choices=("no", "bf16"), default="no")
+    add_common_arguments(p, steps=10)
     p.add_argument("--json", dest="json_out")
     args = p.parse_args(argv)
     if not os.path.exists(args.corpus):

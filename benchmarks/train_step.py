@@ -90,6 +90,17 @@ def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int) 
     return 3 * enc + 3 * enc + gen + head  # encoder and discriminator fwd+bwd, generator fwd only
 
 
+def add_common_arguments(p: argparse.ArgumentParser, steps: int) -> None:
+    """The options every step benchmark shares: steps, sizes, data and precision."""
+    p.add_argument("--steps", type=int, default=steps, help="timed steps per side (after --warmup), spread over an epoch")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--size", choices=tuple(SIZES), default="small")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=64)
+    p.add_argument("--corpus", default=str(CORPUS))
+    p.add_argument("--precision", choices=("no", "bf16"), default="no")
+
+
 def _bool(value: str) -> bool:
     return value.lower() in ("1", "true", "yes")
 
@@ -99,13 +110,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=("baseline", "kodiffcse"))
-    p.add_argument("--steps", type=int, default=20, help="timed steps per side (after --warmup), spread over an epoch")
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--size", choices=tuple(SIZES), default="small")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--max-len", type=int, default=64)
-    p.add_argument("--corpus", default=str(CORPUS))
-    p.add_argument("--precision", choices=("no", "bf16"), default="no")
+    add_common_arguments(p, steps=20)
     defaults = ModelConfig(), DataConfig()
     p.add_argument("--group-by-length", action="store_true", default=defaults[1].group_by_length,
                    help="kodiffcse side on length-grouped batches (opt-in: changes the in-batch negatives)")
