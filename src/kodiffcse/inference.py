@@ -1,7 +1,7 @@
 """SentenceEncoder: turn sentences into vectors with any kodiffcse, sentence-transformers or HF encoder.
 
-Encoding sorts by length (little padding: measured, packing the sorted batches as training does gains
-nothing, docs/performance.md), runs in inference mode (autocast on GPU), returns rows in input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
+Encoding sorts by length (little padding), runs in inference mode (autocast on GPU), returns rows in
+input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
 never switches dropout, the SimCSE augmentation, off for the rest of training. On top of encode sit the
 SimCSE library's conveniences: similarity, build_index and search (search.VectorIndex).
 """
