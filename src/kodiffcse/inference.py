@@ -14,6 +14,7 @@ import torch
 
 from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
+from .modeling.packing import position_offset
 from .modeling.pooling import POOLERS, pool
 from .token_ids import longest_first, sentence_token_ids, truncation_message
 
@@ -96,9 +97,7 @@ class SentenceEncoder:
         source = layout.get("transformer_path", path_or_hub_id)
         tokenizer = load_tokenizer(source)
         model = from_pretrained(AutoModel.from_pretrained, source, "model")
-        positions = getattr(model.config, "max_position_embeddings", 512)
-        if model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
-            positions -= model.config.pad_token_id + 1  # RoBERTa positions start after the pad index
+        positions = getattr(model.config, "max_position_embeddings", 512) - position_offset(model)
         max_len = max_len or layout.get("max_len") or min(tokenizer.model_max_length or 512, 512, positions)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         encoder = cls(model.eval(), tokenizer, pooler or layout.get("pooler", "cls_before_pooler"),

@@ -146,7 +146,7 @@ def packable(backbone: nn.Module) -> bool:
 
 def position_offset(backbone: nn.Module) -> int:
     """The first position id of a sentence: `padding_idx + 1` for the RoBERTa family, 0 for BERT and ELECTRA."""
-    embeddings = backbone.embeddings
+    embeddings = getattr(backbone, "embeddings", None)
     if hasattr(embeddings, "create_position_ids_from_input_ids"):  # RoBERTa, XLM-R, CamemBERT
         return int(embeddings.padding_idx) + 1
     return 0
