@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_step import _sync, add_common_arguments, build_models  # noqa: E402
+from train_step import _sync, add_common_arguments, prepare  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -47,22 +46,13 @@ def main(argv=None) -> int:
     from report import emit, machine, peak_rss_gib
     from kodiffcse.config import ModelConfig
     from kodiffcse.data.batching import Collate, epoch_batches
-    from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.modeling.diffcse import DiffCSEModel
     from kodiffcse.modeling.heads import projection_for
-    from kodiffcse.modeling.loading import load_encoder, load_tokenizer, quiet_transformers
+    from kodiffcse.modeling.loading import load_encoder
     from kodiffcse.training.loop import build_optimizer
     from kodiffcse.training.step import TrainingStep
 
-    quiet_transformers()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = torch.bfloat16 if args.precision == "bf16" else None
-    torch.manual_seed(0)
-    work = Path(tempfile.mkdtemp(prefix="kodiffcse-peer-"))
-    print(f"building {args.size} models and a vocabulary on {args.corpus} ...", file=sys.stderr)
-    enc_dir, _ = build_models(args.corpus, args.size, work, args.max_len)
-    tokenizer = load_tokenizer(enc_dir)
-    corpus = LineCorpus(args.corpus)
+    device, amp, (enc_dir, _), tokenizer, corpus = prepare(args, "kodiffcse-peer-")
     n = args.warmup + args.steps
     epoch = list(epoch_batches(len(corpus), args.batch_size, 0, 0, None))  # random batches, as both train
     texts = [[corpus[int(j)] for j in epoch[int(i)]] for i in np.linspace(0, len(epoch) - 1, n)]

@@ -90,6 +90,22 @@ def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int) 
     return 3 * enc + 3 * enc + gen + head  # encoder and discriminator fwd+bwd, generator fwd only
 
 
+def prepare(args, prefix: str):
+    """(device, autocast dtype or None, (encoder dir, generator dir), tokenizer, corpus) for a step benchmark:
+    random-init models and a vocabulary built on the corpus in a fresh temporary folder."""
+    from kodiffcse.data.corpus import LineCorpus
+    from kodiffcse.modeling.loading import load_tokenizer, quiet_transformers
+
+    quiet_transformers()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    amp = torch.bfloat16 if args.precision == "bf16" else None
+    torch.manual_seed(0)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    print(f"building {args.size} models and a vocabulary on {args.corpus} ...", file=sys.stderr)
+    dirs = build_models(args.corpus, args.size, work, args.max_len)
+    return device, amp, dirs, load_tokenizer(dirs[0]), LineCorpus(args.corpus)
+
+
 def add_common_arguments(p: argparse.ArgumentParser, steps: int) -> None:
     """The options every step benchmark shares: steps, sizes, data and precision."""
     p.add_argument("--steps", type=int, default=steps, help="timed steps per side (after --warmup), spread over an epoch")
@@ -134,25 +150,16 @@ def main(argv=None) -> int:
     from baseline_step import BaselineModel, baseline_loss, premask
     from report import emit, machine, peak_rss_gib
     from kodiffcse.data.batching import Collate, TokenCounter, epoch_batches
-    from kodiffcse.data.corpus import LineCorpus
     from kodiffcse.modeling.diffcse import DiffCSEModel
     from kodiffcse.modeling.discriminator import ConditionalDiscriminator
     from kodiffcse.modeling.generator import load_generator
     from kodiffcse.modeling.heads import projection_for
-    from kodiffcse.modeling.loading import load_config, load_encoder, load_tokenizer, quiet_transformers
+    from kodiffcse.modeling.loading import load_config, load_encoder
     from kodiffcse.training.loop import build_optimizer
     from kodiffcse.training.step import TrainingStep
 
-    quiet_transformers()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    amp = torch.bfloat16 if args.precision == "bf16" else None
     sides = [args.only] if args.only else ["baseline", "kodiffcse"]
-    torch.manual_seed(0)
-    work = Path(tempfile.mkdtemp(prefix="kodiffcse-bench-"))
-    print(f"building {args.size} models and a vocabulary on {args.corpus} ...", file=sys.stderr)
-    enc_dir, gen_dir = build_models(args.corpus, args.size, work, args.max_len)
-    tokenizer = load_tokenizer(enc_dir)
-    corpus = LineCorpus(args.corpus)
+    device, amp, (enc_dir, gen_dir), tokenizer, corpus = prepare(args, "kodiffcse-bench-")
     n_batches = args.warmup + args.steps
     cfg = ModelConfig(max_len=args.max_len, padding_free=args.padding_free, cpu_kernels=args.cpu_kernels)
     batching = (f"{'length-grouped' if args.group_by_length else 'random'} batches, "
