@@ -28,15 +28,28 @@ def lane_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
         return x
     if drop >= _LANES:
         return torch.zeros_like(x)
-    n = x.numel()
-    seed = int(torch.empty((), dtype=torch.int64).random_())  # the masks follow torch's RNG state
-    words = np.random.SFC64(seed).random_raw((n + 3) // 4)
-    keep = np.greater_equal(words.view(np.int16)[:n], drop - _LANES // 2).view(np.uint8)
-    mask = torch.from_numpy(keep).view(x.shape).to(x.dtype)  # 0/1 bytes to floats: one fast pass
-    scale = _LANES / (_LANES - drop)
+    keep, scale = _lane_keep(x.numel(), drop)
+    mask = keep.view(x.shape).to(x.dtype)  # 0/1 bytes to floats: one fast pass
     if x.dtype in (torch.float32, torch.float64):
         return x * mask.mul_(scale)  # forward and backward are one multiplication each
     return (x * mask).mul_(scale)  # a scale rounded into a 16-bit mask would bias the output
+
+
+def lane_mask(n: int, p: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """lane_dropout's multiplier for `n` elements of a float32 or float64 tensor: 0 or the unbiasing scale."""
+    drop = min(round(p * _LANES), _LANES)
+    if drop == 0 or drop == _LANES:
+        return torch.full((n,), float(drop == 0), dtype=dtype)
+    keep, scale = _lane_keep(n, drop)
+    return keep.to(dtype).mul_(scale)
+
+
+def _lane_keep(n: int, drop: int) -> tuple[torch.Tensor, float]:
+    """`n` 0/1 bytes, each 0 with probability drop / 65536, and the scale that keeps dropout unbiased."""
+    seed = int(torch.empty((), dtype=torch.int64).random_())  # the masks follow torch's RNG state
+    words = np.random.SFC64(seed).random_raw((n + 3) // 4)
+    keep = np.greater_equal(words.view(np.int16)[:n], drop - _LANES // 2).view(np.uint8)
+    return torch.from_numpy(keep), _LANES / (_LANES - drop)
 
 
 def cpu_eager(x: torch.Tensor) -> bool:
@@ -82,12 +95,12 @@ def lane_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=No
 
 def _register_lane_sdpa() -> None:
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
-    from .packing import varlen
+    from .packing import varlen, varlen_mask
 
     AttentionInterface.register(LANE_ATTENTION, varlen(lane_sdpa, lane_attention))  # packed batches too (packing.py)
-    AttentionMaskInterface.register(LANE_ATTENTION, sdpa_mask)  # without it transformers passes no padding mask
+    AttentionMaskInterface.register(LANE_ATTENTION, varlen_mask)  # without it transformers passes no padding mask
 
 
 def use_lane_dropout(module: nn.Module) -> int:

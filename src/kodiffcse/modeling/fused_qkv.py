@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .dropout import LANE_ATTENTION, cpu_eager
+from .packed_attention import packed_self_attention
 from .packing import VARLEN_ATTENTION
 
 # Classes whose forward is transformers' standard "project, split heads, attention interface, merge heads".
@@ -75,6 +76,9 @@ class FusedQKVSelfAttention(nn.Module):
                 or kwargs.get("encoder_hidden_states") is not None or hidden_states.dim() != 3
                 or impl not in ("sdpa", LANE_ATTENTION, VARLEN_ATTENTION) or not _fusable_input(hidden_states)):
             return super().forward(hidden_states, attention_mask, cache=cache, **kwargs)
+        if kwargs.get("packed") is not None:  # a packed row: projection and attention in one function
+            out = packed_self_attention(self, hidden_states, kwargs["packed"], self.dropout.p if self.training else 0.0)
+            return out, None
         q, k, v = _FusedQKVProjection.apply(hidden_states, self.num_attention_heads, self.query.weight,
                                             self.key.weight, self.value.weight, self.query.bias, self.key.bias,
                                             self.value.bias)
