@@ -193,7 +193,7 @@ def main(argv=None) -> int:
 
         state["baseline"] = (run_baseline, batches, model)
     if "kodiffcse" in sides:
-        generator = load_generator(gen_dir, enc_dir, tokenizer).to(device)
+        generator = load_generator(gen_dir, enc_dir, tokenizer, cpu_kernels=cfg.cpu_kernels).to(device)
         encoder = load_encoder(enc_dir)
         model = DiffCSEModel(encoder, projection_for("diffcse", encoder.config.hidden_size), cfg.pooler,
                              ConditionalDiscriminator(load_encoder(enc_dir)), cfg.before_mlp, cfg.padding_free,

@@ -49,7 +49,7 @@ def _step(families, arch, pooler, padding_free, cpu_kernels=True):
     encoder = load_encoder(cfg.model)
     model = DiffCSEModel(encoder, projection_for("diffcse", 32), pooler, ConditionalDiscriminator(load_encoder(cfg.model)),
                          False, padding_free, cpu_kernels)
-    step = TrainingStep(cfg, tokenizer, load_generator(cfg.generator, cfg.model, tokenizer))
+    step = TrainingStep(cfg, tokenizer, load_generator(cfg.generator, cfg.model, tokenizer, cpu_kernels=cpu_kernels))
     batch = dict(tokenizer(SENTENCES, padding=True, return_tensors="pt"))
     return model.eval(), step, batch  # eval: dropout off, so both layouts are comparable
 
@@ -94,6 +94,7 @@ def test_both_kernel_settings_give_the_padded_result(families, cpu_kernels):
     modules = list(model.modules())
     assert any(isinstance(m, LaneDropout) for m in modules) == cpu_kernels
     assert any(isinstance(m, FusedQKVSelfAttention) for m in modules) == cpu_kernels
+    assert any(isinstance(m, FusedQKVSelfAttention) for m in step.generator.model.modules()) == cpu_kernels
     assert model.encoder.config._attn_implementation == (LANE_ATTENTION if cpu_kernels else packing.VARLEN_ATTENTION)
     reference = _run(*_step(families, "roberta", "cls_before_pooler", False, cpu_kernels=False))  # all stock
     got = _run(model, step, batch)

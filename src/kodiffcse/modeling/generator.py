@@ -12,6 +12,7 @@ from torch import nn
 
 from ..errors import UserError
 from .loading import from_pretrained, load_config
+from .fused_qkv import use_fused_qkv
 from .packing import PackedBatch, packable, token_states, use_varlen_attention
 
 
@@ -28,13 +29,17 @@ def _base_and_head(mlm: nn.Module):
 
 
 class FrozenGenerator:
-    """Not an nn.Module on purpose: it is never part of the trained model, its optimizer or DDP."""
+    """Not an nn.Module on purpose: it is never part of the trained model, its optimizer or DDP.
+    `cpu_kernels` as the trained model's (DiffCSEModel): one q/k/v product and, on a packed row, the packed
+    self-attention; in eval mode nothing else of them applies."""
 
-    def __init__(self, mlm: nn.Module, sampling: bool = False):
+    def __init__(self, mlm: nn.Module, sampling: bool = False, cpu_kernels: bool = True):
         self.model = mlm.eval().requires_grad_(False)
         self.sampling = sampling
         self._split = _base_and_head(mlm)
         use_varlen_attention(mlm)
+        if cpu_kernels:
+            use_fused_qkv(mlm)
         self.packable = packable(mlm.base_model)
 
     def to(self, device) -> "FrozenGenerator":
@@ -81,7 +86,8 @@ def check_vocabulary(tokenizer, generator_name: str, generator_config, generator
             f"tokenizer {len(tokenizer)}", path=generator_name)
 
 
-def load_generator(spec: str, encoder_name: str, tokenizer, sampling: bool = False) -> FrozenGenerator:
+def load_generator(spec: str, encoder_name: str, tokenizer, sampling: bool = False,
+                   cpu_kernels: bool = True) -> FrozenGenerator:
     """`spec` is a name/dir, or 'layers:N' to keep the first N layers of the encoder's own MLM checkpoint."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -102,7 +108,7 @@ def load_generator(spec: str, encoder_name: str, tokenizer, sampling: bool = Fal
         layers = mlm.base_model.encoder.layer
         mlm.base_model.encoder.layer = nn.ModuleList(list(layers)[:n_layers])
         mlm.config.num_hidden_layers = n_layers
-        return FrozenGenerator(mlm, sampling)
+        return FrozenGenerator(mlm, sampling, cpu_kernels)
 
     config = load_config(spec)
     try:
@@ -111,4 +117,4 @@ def load_generator(spec: str, encoder_name: str, tokenizer, sampling: bool = Fal
         gen_tokenizer = None  # a checkpoint without tokenizer files: compare sizes only
     check_vocabulary(tokenizer, spec, config, gen_tokenizer)
     mlm = from_pretrained(AutoModelForMaskedLM.from_pretrained, spec, "generator")
-    return FrozenGenerator(mlm, sampling)
+    return FrozenGenerator(mlm, sampling, cpu_kernels)

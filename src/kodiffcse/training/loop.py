@@ -101,7 +101,8 @@ def _setup(cfg: TrainConfig, accelerator, resume_path: str | None, cleanup: cont
     tokenizer = load_checked_tokenizer(m)
     generator = None
     if m.objective == "diffcse":
-        generator = load_generator(m.generator, m.model, tokenizer, m.generator_sampling)  # vocab checked first
+        # the vocabulary is checked first
+        generator = load_generator(m.generator, m.model, tokenizer, m.generator_sampling, m.cpu_kernels)
     model = build_model(m, t.gradient_checkpointing, t.compile)
     check_resources(cfg, accelerator, model, generator)
     optimizer = build_optimizer(model, t.lr, t.weight_decay)
