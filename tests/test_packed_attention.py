@@ -52,13 +52,19 @@ def _kernel(packed, p, *tensors, seed=3):
     return PackedSelfAttention.apply(tensors[0], row_layout(packed, HEADS), HEADS, p, DIM ** -0.5, *tensors[1:])
 
 
+def _kernel_masks(packed, p, seed=3):
+    """The per-group attention dropout masks `_kernel` draws with the same seed (None without dropout)."""
+    if not p:
+        return None
+    torch.manual_seed(seed)
+    sizes = [m * w * w for m, w, _ in row_layout(packed, HEADS).groups]
+    return lane_mask(sum(sizes), p, torch.float64).split(sizes)
+
+
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_forward_is_each_sentences_own_attention_with_the_kernels_masks(p):
     packed, tensors = _inputs()
-    layout = row_layout(packed, HEADS)
-    torch.manual_seed(3)
-    sizes = [m * w * w for m, w, _ in layout.groups]
-    masks = lane_mask(sum(sizes), p, torch.float64).split(sizes) if p else None
+    masks = _kernel_masks(packed, p)
     got = _kernel(packed, p, *tensors)
     torch.testing.assert_close(got, _plain(packed, p, *tensors, masks=masks), atol=1e-12, rtol=1e-10)
     if p:
@@ -68,10 +74,7 @@ def test_forward_is_each_sentences_own_attention_with_the_kernels_masks(p):
 @pytest.mark.parametrize("p", [0.0, 0.3])
 def test_backward_matches_autograd_of_the_plain_computation(p):
     packed, tensors = _inputs()
-    layout = row_layout(packed, HEADS)
-    torch.manual_seed(3)
-    sizes = [m * w * w for m, w, _ in layout.groups]
-    masks = lane_mask(sum(sizes), p, torch.float64).split(sizes) if p else None
+    masks = _kernel_masks(packed, p)
     grad_out = torch.randn(packed.tokens, HEADS * DIM, dtype=torch.float64)
     got = torch.autograd.grad(_kernel(packed, p, *tensors), tensors, grad_out)
     want = torch.autograd.grad(_plain(packed, p, *tensors, masks=masks), tensors, grad_out)
