@@ -103,6 +103,52 @@ def test_both_kernel_settings_give_the_padded_result(families, cpu_kernels):
         torch.testing.assert_close(got["grads"][name], grad, **TOL)
 
 
+@pytest.mark.parametrize("pooler", ["cls_before_pooler", "mean"])
+def test_last_layers_run_at_the_rows_that_are_read(families, pooler):
+    """The encoder's last layer runs at the 2B CLS rows under CLS pooling (every token under mean pooling)
+    and the generator's at the masked rows; test_packed_step_equals_padded_step checks what they compute."""
+    model, step, batch = _step(families, "roberta", pooler, True)
+    seen = {}
+    layers = {"encoder": model.encoder.encoder.layer, "generator": step.generator.model.base_model.encoder.layer,
+              "discriminator": model.discriminator.backbone.encoder.layer}
+    def record(name):
+        def hook(module, inputs, output):
+            seen.setdefault(name, []).append(inputs[0].shape[-2])
+        return hook
+
+    hooks = [layer[-1].intermediate.dense.register_forward_hook(record(name)) for name, layer in layers.items()]
+    try:
+        out = _run(model, step, batch)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    mask = torch.cat([batch["attention_mask"]] * 2)
+    torch.manual_seed(1)  # as _run: the same masked positions
+    _, chosen = mask_tokens_of(step, torch.cat([batch["input_ids"]] * 2), mask)
+    tokens = int(mask.sum())
+    # _run's first encoder call asks for every token's state (token_states without read rows), the model's reads
+    assert seen["encoder"] == [tokens, 2 * len(SENTENCES) if pooler == "cls_before_pooler" else tokens]
+    assert seen["generator"] == [int(chosen.sum())] and 0 < int(chosen.sum()) < tokens
+    assert seen["discriminator"] == [tokens]  # RTD reads every token
+    assert out["h"].shape == (2 * len(SENTENCES), 32)
+
+
+def mask_tokens_of(step, ids, mask):
+    from kodiffcse.data.masking import mask_tokens
+
+    return mask_tokens(ids, mask, step._special, step.cfg.masking_ratio, step.mask_id, step.vocab_size)
+
+
+def test_query_slots_put_each_sentences_rows_side_by_side():
+    from kodiffcse.modeling.read_rows import query_slots
+
+    packed = PackedBatch.from_mask(torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1]]))
+    slots, per_sentence = query_slots(packed, torch.tensor([0, 2, 4, 5, 6, 7]))  # 2, 0 and 4 rows of the three
+    assert per_sentence == 4 and slots.tolist() == [0, 1, 8, 9, 10, 11]
+    slots, per_sentence = query_slots(packed, packed.first)
+    assert per_sentence == 1 and slots.tolist() == [0, 1, 2]
+
+
 def test_roberta_packed_positions_start_after_the_padding_index(families, monkeypatch):
     """RoBERTa counts positions from padding_idx + 1: 0-based packed ids would silently change its outputs."""
     model, _, batch = _step(families, "roberta", "cls_before_pooler", True)
@@ -189,7 +235,9 @@ def test_the_flash_varlen_branch_shares_the_packing(families, monkeypatch):
     padded = _run(*_step(families, "bert", "mean", padding_free=False))
     # cpu_kernels off: on a GPU, where flash applies, the CPU kernels (fused q/k/v, packed attention) step aside
     packed = _run(*_step(families, "bert", "mean", padding_free=True, cpu_kernels=False))
-    assert len(calls) == 2 + 2 + 2 + 1 and set(calls) == {2 * len(SENTENCES)}  # encoder x2 (tokens, model), disc, gen
+    # encoder x2 (tokens, model) and the discriminator; the generator's one layer is its last, which runs at
+    # the masked rows alone (read_rows.py)
+    assert len(calls) == 2 + 2 + 2 and set(calls) == {2 * len(SENTENCES)}
     torch.testing.assert_close(packed["loss"], padded["loss"], **TOL)
     for name, grad in padded["grads"].items():
         torch.testing.assert_close(packed["grads"][name], grad, **TOL)

@@ -9,6 +9,7 @@ from .dropout import use_lane_dropout
 from .fused_qkv import use_fused_qkv
 from .packing import PackedBatch, packable, pool_packed, token_states, use_varlen_attention
 from .pooling import pool
+from .read_rows import use_read_rows
 
 
 class DiffCSEModel(nn.Module):
@@ -21,7 +22,8 @@ class DiffCSEModel(nn.Module):
     Two switches, both on by default and both exact: `padding_free` runs encoder and discriminator on the
     batch's real tokens only (packing.py); `cpu_kernels` turns on this project's CPU kernels, cheap dropout
     masks (dropout.py) and one q/k/v product (fused_qkv.py), which step aside on GPUs. Off, they leave stock
-    transformers modules, for debugging or comparison.
+    transformers modules, for debugging or comparison. On packed rows under CLS pooling the encoder's last
+    layer runs at the CLS rows only (read_rows.py), which is exact too.
     """
 
     def __init__(self, encoder: nn.Module, projection: nn.Module, pooler: str = "cls_before_pooler",
@@ -37,12 +39,18 @@ class DiffCSEModel(nn.Module):
             use_varlen_attention(self)
         backbones = [encoder] + ([discriminator.backbone] if discriminator is not None else [])
         self.padding_free = padding_free and all(packable(b) for b in backbones)  # other families run padded
+        # CLS pooling reads one row per sentence: the encoder's last layer runs there only (read_rows.py)
+        self.read_cls_only = self.padding_free and pooler == "cls_before_pooler" and use_read_rows(encoder)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 edited_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         packed = PackedBatch.from_mask(attention_mask) if self.padding_free else None
-        states = token_states(self.encoder, input_ids, attention_mask, packed)
-        h = pool(states, attention_mask, self.pooler) if packed is None else pool_packed(states, packed, self.pooler)
+        if packed is None:
+            h = pool(token_states(self.encoder, input_ids, attention_mask, None), attention_mask, self.pooler)
+        elif self.read_cls_only:
+            h = token_states(self.encoder, input_ids, attention_mask, packed, packed.first)
+        else:
+            h = pool_packed(token_states(self.encoder, input_ids, attention_mask, packed), packed, self.pooler)
         z = self.projection(h)
         out = {"h": h, "z": z}
         if self.discriminator is not None and edited_ids is not None:

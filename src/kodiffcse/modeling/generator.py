@@ -14,6 +14,7 @@ from ..errors import UserError
 from .loading import from_pretrained, load_config
 from .fused_qkv import use_fused_qkv
 from .packing import PackedBatch, packable, token_states, use_varlen_attention
+from .read_rows import use_read_rows
 
 
 def _base_and_head(mlm: nn.Module):
@@ -41,6 +42,8 @@ class FrozenGenerator:
         if cpu_kernels:
             use_fused_qkv(mlm)
         self.packable = packable(mlm.base_model)
+        # the MLM head reads the masked positions only: the last layer runs there only (read_rows.py)
+        self.read_masked_only = self.packable and self._split is not None and use_read_rows(self._split[0])
 
     def to(self, device) -> "FrozenGenerator":
         self.model.to(device)
@@ -53,8 +56,13 @@ class FrozenGenerator:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
             if self._split is not None:
                 base, head = self._split
-                states = token_states(base, masked_ids, attention_mask, packed)
-                logits = head(states[chosen] if packed is None else states[packed.pack(chosen)])
+                if packed is None:
+                    logits = head(token_states(base, masked_ids, attention_mask, None)[chosen])
+                elif self.read_masked_only:
+                    rows = packed.pack(chosen).nonzero().squeeze(1)
+                    logits = head(token_states(base, masked_ids, attention_mask, packed, rows))
+                else:
+                    logits = head(token_states(base, masked_ids, attention_mask, packed)[packed.pack(chosen)])
             elif packed is not None:
                 logits = self.model(**packed.model_inputs(self.model.base_model, masked_ids)).logits[0][packed.pack(chosen)]
             else:

@@ -157,11 +157,15 @@ def position_offset(backbone: nn.Module) -> int:
 
 
 def token_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                 packed: PackedBatch | None) -> torch.Tensor:
-    """The last hidden states: (B, L, H) from the padded batch, or (T, H) from the packed row."""
+                 packed: PackedBatch | None, read_rows: torch.Tensor | None = None) -> torch.Tensor:
+    """The last hidden states: (B, L, H) from the padded batch, or (T, H) from the packed row; with
+    `read_rows` (packed rows, ascending; the backbone on read_rows.use_read_rows) those rows' states only."""
     if packed is None:
         return backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    return backbone(**packed.model_inputs(backbone, input_ids)).last_hidden_state[0]
+    inputs = packed.model_inputs(backbone, input_ids)
+    if read_rows is not None:
+        inputs["read_rows"] = read_rows
+    return backbone(**inputs).last_hidden_state[0]
 
 
 def pool_packed(states: torch.Tensor, packed: PackedBatch, mode: str) -> torch.Tensor:
