@@ -9,7 +9,8 @@ the same corpus, batch size and max_len, and an AdamW step. They alternate step 
 (so machine noise hits both alike) and the medians are reported. Tokenisation is outside the timed
 region on both sides (kodiffcse tokenises in DataLoader workers, the reference before training).
 Useful FLOPs count non-pad tokens only: encoder and discriminator forward+backward, generator forward,
-MLM head on the edited positions. They are compared with a dense matmul peak measured in this run in two
+MLM head on the edited positions, and the last layers of encoder and generator at the rows read from them
+(CLS rows, edited positions) besides their keys and values. They are compared with a dense matmul peak measured in this run in two
 ways: against the better of two long matmul measurements, before and after the steps; and paired, each
 step against a short matmul burst run right after it, so that a shared machine's drifting speed hits both
 alike (the median of those per-step fractions).
@@ -72,22 +73,38 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def layer_flops(tokens: int, attn_pairs: int, hidden: int, ff: int) -> float:
-    """Forward FLOPs of one transformer layer: projections + FFN per token, scores + mixing per pair."""
-    return 2 * tokens * (4 * hidden * hidden + 2 * hidden * ff) + 4 * attn_pairs * hidden
+def layer_flops(tokens: float, attn_pairs: float, hidden: int, ff: int, read_rows: float | None = None) -> float:
+    """Forward FLOPs of one transformer layer: projections + FFN per token, scores + mixing per pair. With
+    `read_rows`, a last layer whose output is read at those rows only: keys and values at every token, the
+    query, attention output and FFN at the read rows, `attn_pairs` the read rows' (query, key) pairs."""
+    if read_rows is None:
+        return 2 * tokens * (4 * hidden * hidden + 2 * hidden * ff) + 4 * attn_pairs * hidden
+    return 2 * tokens * 2 * hidden * hidden + 2 * read_rows * (2 * hidden * hidden + 2 * hidden * ff) + 4 * attn_pairs * hidden
 
 
-def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int) -> float:
-    """FLOPs the DiffCSE objective needs for one step over these 2B rows (non-pad tokens only); the MLM head
-    counts the edited positions, `ratio` of the non-special tokens, alike for both sides."""
+def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int, pooler: str) -> float:
+    """FLOPs the DiffCSE objective needs for one step over these 2B rows (non-pad tokens only), alike for both
+    sides. The MLM head and the generator's last layer count the edited positions, `ratio` of the non-special
+    tokens; under CLS pooling the encoder's last layer counts the CLS rows (read_rows.py: nothing else of its
+    output is read). Encoder and discriminator forward + backward, generator forward only."""
     lengths = att.sum(1).double()
-    n_chosen = ratio * float((lengths - 2).clamp(min=0).sum())
+    chosen = ratio * (lengths - 2).clamp(min=0)
+    n_chosen = float(chosen.sum())
     tokens, pairs = float(lengths.sum()), float((lengths ** 2).sum())
     h = cfg_enc.hidden_size
-    enc = cfg_enc.num_hidden_layers * layer_flops(tokens, pairs, h, cfg_enc.intermediate_size)
-    gen = cfg_gen.num_hidden_layers * layer_flops(tokens, pairs, h, cfg_gen.intermediate_size)
+
+    def stack(cfg, read_rows=None, read_pairs=None):
+        full = layer_flops(tokens, pairs, h, cfg.intermediate_size)
+        if read_rows is None:
+            return cfg.num_hidden_layers * full
+        return (cfg.num_hidden_layers - 1) * full + layer_flops(tokens, read_pairs, h, cfg.intermediate_size, read_rows)
+
+    cls_only = pooler in ("cls_before_pooler", "cls")
+    enc = stack(cfg_enc, float(len(lengths)), float(lengths.sum())) if cls_only else stack(cfg_enc)
+    disc = stack(cfg_enc)  # RTD reads every token
+    gen = stack(cfg_gen, n_chosen, float((chosen * lengths).sum()))
     head = 2 * n_chosen * (h * h + h * vocab)
-    return 3 * enc + 3 * enc + gen + head  # encoder and discriminator fwd+bwd, generator fwd only
+    return 3 * enc + 3 * disc + gen + head
 
 
 def prepare(args, prefix: str):
@@ -239,7 +256,7 @@ def main(argv=None) -> int:
             if i < args.warmup:
                 continue
             times[side].append(elapsed)
-            flops[side].append(useful_flops(att, cfg.masking_ratio, cfg_enc, cfg_gen, len(tokenizer)))
+            flops[side].append(useful_flops(att, cfg.masking_ratio, cfg_enc, cfg_gen, len(tokenizer), cfg.pooler))
             tokens[side][0] += int(att.sum())
             tokens[side][1] += att.numel()
             if device.type == "cuda":
