@@ -99,8 +99,7 @@ def useful_flops(att: torch.Tensor, ratio: float, cfg_enc, cfg_gen, vocab: int, 
             return cfg.num_hidden_layers * full
         return (cfg.num_hidden_layers - 1) * full + layer_flops(tokens, read_pairs, h, cfg.intermediate_size, read_rows)
 
-    cls_only = pooler in ("cls_before_pooler", "cls")
-    enc = stack(cfg_enc, float(len(lengths)), float(lengths.sum())) if cls_only else stack(cfg_enc)
+    enc = stack(cfg_enc, float(len(lengths)), float(lengths.sum())) if pooler == "cls_before_pooler" else stack(cfg_enc)
     disc = stack(cfg_enc)  # RTD reads every token
     gen = stack(cfg_gen, n_chosen, float((chosen * lengths).sum()))
     head = 2 * n_chosen * (h * h + h * vocab)

@@ -133,6 +133,22 @@ def test_last_layers_run_at_the_rows_that_are_read(families, pooler):
     assert out["h"].shape == (2 * len(SENTENCES), 32)
 
 
+def test_read_rows_are_the_whole_layers_rows_whichever_side_the_padding_is_on(families):
+    model, _, batch = _step(families, "bert", "cls_before_pooler", True)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    lengths = mask.sum(1)
+    left_ids, left_mask = torch.zeros_like(ids), torch.zeros_like(mask)
+    for row, n in enumerate(lengths.tolist()):  # the same sentences, padded on the left
+        left_ids[row, ids.shape[1] - n:], left_mask[row, ids.shape[1] - n:] = ids[row, :n], 1
+    for ids, mask in ((ids, mask), (left_ids, left_mask)):
+        packed = PackedBatch.from_mask(mask)
+        rows = torch.tensor([0, 2, 5, packed.tokens - 1])  # three rows of the first sentence, one of the last, none of the rest
+        with torch.no_grad():
+            whole = packing.token_states(model.encoder, ids, mask, packed)
+            read = packing.token_states(model.encoder, ids, mask, packed, rows)
+        torch.testing.assert_close(read, whole[rows], **TOL)
+
+
 def mask_tokens_of(step, ids, mask):
     from kodiffcse.data.masking import mask_tokens
 

@@ -56,7 +56,8 @@ def read_rows_attention(module: nn.Module, x: torch.Tensor, packed: PackedBatch,
     slots, per_sentence = query_slots(packed, rows)
     queries = q.new_zeros(batch * per_sentence, width).index_copy(0, slots, q)
     queries = queries.view(batch, per_sentence, heads, d).transpose(1, 2)  # (B, heads, Q, d)
-    keys = (torch.arange(length, device=x.device) < packed.lengths.unsqueeze(1))[:, None, None, :]
+    keys = torch.zeros(batch * length, dtype=torch.bool, device=x.device).index_fill_(0, packed.index, True)
+    keys = keys.view(batch, 1, 1, length)  # where unpack put the real keys, whichever side the padding is on
     attend = lane_attention if module.config._attn_implementation == LANE_ATTENTION else sdpa
     out = attend(queries, k, v, keys, module.dropout.p if module.training else 0.0, module.scaling)
     return out.transpose(1, 2).reshape(batch * per_sentence, width).index_select(0, slots)
@@ -81,8 +82,11 @@ def use_read_rows(backbone: nn.Module) -> bool:
     if isinstance(last, ReadRowsLayer):
         return True
     cls = type(last)
+    attention = getattr(getattr(last, "attention", None), "self", None)
     if (_LAYERS.get(cls.__module__) != cls.__name__ or getattr(last, "is_decoder", False)
-            or getattr(last, "add_cross_attention", False)):
+            or getattr(last, "add_cross_attention", False) or attention is None
+            or not all(type(getattr(attention, n, None)) is nn.Linear and getattr(attention, n).bias is not None
+                       for n in ("query", "key", "value"))):  # the weights are read directly: plain linears only
         return False
     if cls not in _classes:
         name = f"ReadRows{cls.__name__}"
