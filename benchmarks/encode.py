@@ -2,6 +2,7 @@
 
   python benchmarks/encode.py [--layers 6 --hidden 384] [--repeats 3] [--onnx] [--json OUT]
 
+SentenceEncoder packs its sorted batches on CPU; a second row times it on padded batches, as on GPU.
 Both encode every KorSTS test sentence (../shared/data/korsts/sts-test.tsv, both columns) with the same
 model dir: a randomly initialised RoBERTa (weights do not change the speed) with a WordPiece tokenizer
 trained on KorSTS train, saved by kodiffcse's own exporter, max length 64, batch 64, normalised vectors.
@@ -70,9 +71,12 @@ def main() -> int:
     work = tempfile.mkdtemp(prefix="kodiffcse-bench-encode-")
     model = build_model(work, args.layers, args.hidden, args.max_len)
     ours = SentenceEncoder.from_pretrained(model, device="cpu")
+    padded = SentenceEncoder.from_pretrained(model, device="cpu", padding_free=False)  # as on GPU: the packing's gain
     st = SentenceTransformer(model, device="cpu")
     runners = {
         "SentenceEncoder.encode": lambda: ours.encode(sentences, batch_size=args.batch_size, show_progress=False),
+        "SentenceEncoder.encode, padded batches": lambda: padded.encode(sentences, batch_size=args.batch_size,
+                                                                        show_progress=False),
         "SentenceTransformer.encode": lambda: st.encode(sentences, batch_size=args.batch_size,
                                                         normalize_embeddings=True, show_progress_bar=False),
     }

@@ -257,3 +257,64 @@ def test_the_flash_varlen_branch_shares_the_packing(families, monkeypatch):
     torch.testing.assert_close(packed["loss"], padded["loss"], **TOL)
     for name, grad in padded["grads"].items():
         torch.testing.assert_close(packed["grads"][name], grad, **TOL)
+
+
+@pytest.mark.parametrize("pooler", ["cls_before_pooler", "mean"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_encode_packs_on_cpu_and_gives_the_padded_vectors(families, arch, pooler):
+    """SentenceEncoder.encode packs each sorted batch on CPU (the last layer at the CLS rows under CLS pooling):
+    the vectors of stock transformers on padded batches, with the packed layout really taken."""
+    from transformers import AutoModel
+
+    from kodiffcse.inference import SentenceEncoder
+    from kodiffcse.modeling.pooling import pool
+
+    tokenizer = load_tokenizer(str(families / arch))
+    encoder = SentenceEncoder(AutoModel.from_pretrained(families / arch), tokenizer, pooler, max_len=32)
+    rows = []
+    hook = encoder.model.encoder.layer[-1].intermediate.dense.register_forward_hook(
+        lambda module, inputs, output: rows.append(inputs[0].shape[-2]))
+    try:
+        got = encoder.encode(SENTENCES, batch_size=4, normalize=False)
+    finally:
+        hook.remove()
+    stock = AutoModel.from_pretrained(families / arch).eval()
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = pool(stock(**batch).last_hidden_state, batch["attention_mask"], pooler)
+    torch.testing.assert_close(torch.from_numpy(got), want, **TOL)
+    longest_first = sorted(batch["attention_mask"].sum(1).tolist(), reverse=True)
+    per_batch = [longest_first[:4], longest_first[4:]]  # encode sorts by length, then batches
+    assert rows == ([len(b) for b in per_batch] if pooler == "cls_before_pooler" else [sum(b) for b in per_batch])
+
+
+@pytest.mark.parametrize("switches_on", [True, False], ids=["defaults", "switched-off"])
+def test_dev_evaluation_keeps_the_runs_switches(families, switches_on):
+    """Dev evaluation wraps the model being trained: with the run's padding_free and cpu_kernels off, encoding
+    leaves its stock transformers modules as they were (a later training step must not change path), and the
+    vectors are the padded ones either way."""
+    from types import SimpleNamespace
+
+    from transformers import AutoModel
+
+    from kodiffcse.config import TrainConfig
+    from kodiffcse.modeling.fused_qkv import FusedQKVSelfAttention
+    from kodiffcse.modeling.pooling import pool
+    from kodiffcse.training.dev_eval import DevEvaluator
+
+    cfg = TrainConfig()
+    cfg.model.padding_free = cfg.model.cpu_kernels = switches_on
+    cfg.model.max_len = 32
+    tokenizer = load_tokenizer(str(families / "roberta"))
+    model = AutoModel.from_pretrained(families / "roberta")
+    run = SimpleNamespace(cfg=cfg, raw=SimpleNamespace(encoder=model), tokenizer=tokenizer)
+    encoder = DevEvaluator(run, log=None, score=None).encoder
+    assert any(isinstance(m, FusedQKVSelfAttention) for m in model.modules()) == switches_on
+    assert (model.config._attn_implementation == "sdpa") != switches_on
+    assert encoder._packs == switches_on
+    got = encoder.encode(SENTENCES, batch_size=4, normalize=False)
+    stock = AutoModel.from_pretrained(families / "roberta").eval()
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        want = pool(stock(**batch).last_hidden_state, batch["attention_mask"], "cls_before_pooler")
+    torch.testing.assert_close(torch.from_numpy(got), want, **TOL)

@@ -4,6 +4,10 @@ Encoding sorts by length (little padding), runs in inference mode (autocast on G
 input order, and puts a model that was training back into train mode afterwards, so a dev evaluation
 never switches dropout, the SimCSE augmentation, off for the rest of training. On top of encode sit the
 SimCSE library's conveniences: similarity, build_index and search (search.VectorIndex).
+
+On CPU each sorted batch is packed as in training (modeling/packing.py) and, under CLS pooling, the last layer
+runs at the CLS rows only (modeling/read_rows.py): 1.13x at klue/roberta-base size (docs/performance.md),
+the same vectors. Elsewhere (GPU, other families, the checkpoint's own pooler) batches stay padded.
 """
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import torch
 
 from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
-from .modeling.packing import position_offset
+from .modeling.packing import PackedBatch, packable, pool_packed, position_offset, token_states, use_varlen_attention
 from .modeling.pooling import POOLERS, pool
 from .token_ids import longest_first, sentence_token_ids, truncation_message
 
@@ -66,8 +70,12 @@ def best_model_dir(path: str) -> str:
 
 
 class SentenceEncoder:
+    """`padding_free` and `cpu_kernels` are the training config's switches (config.ModelConfig): evaluation
+    wraps the model being trained, so it must leave off what the run switched off."""
+
     def __init__(self, model, tokenizer, pooler: str = "cls_before_pooler", max_len: int = 64,
-                 prefix: str = "", device: str | torch.device | None = None):
+                 prefix: str = "", device: str | torch.device | None = None,
+                 padding_free: bool = True, cpu_kernels: bool = True):
         if pooler not in POOLERS:
             raise UserError(f"unknown pooler {pooler!r}; choose one of {', '.join(POOLERS)}")
         self.model, self.tokenizer, self.pooler, self.max_len, self.prefix = model, tokenizer, pooler, max_len, prefix
@@ -78,6 +86,17 @@ class SentenceEncoder:
         self.index = None  # a search.VectorIndex once build_index or load_index ran
         self.last_truncated = 0
         self._reported: set[str] = set()
+        if cpu_kernels:
+            from .modeling.fused_qkv import use_fused_qkv
+
+            use_fused_qkv(model)  # exact, no new parameters; steps aside on GPUs
+        self._packs = self._read_cls = False  # CPU packing (module docstring): poolers of the last layer's tokens
+        if padding_free and pooler in ("cls_before_pooler", "mean"):
+            from .modeling.read_rows import use_read_rows
+
+            use_varlen_attention(model)  # exact on padded calls too; saved configs keep saying sdpa
+            self._packs = packable(model)
+            self._read_cls = self._packs and pooler == "cls_before_pooler" and use_read_rows(model)
 
     @property
     def device(self) -> torch.device:
@@ -85,7 +104,7 @@ class SentenceEncoder:
 
     @classmethod
     def from_pretrained(cls, path_or_hub_id: str, device: str | None = None, pooler: str | None = None,
-                        max_len: int | None = None, prefix: str = "") -> "SentenceEncoder":
+                        max_len: int | None = None, prefix: str = "", padding_free: bool = True) -> "SentenceEncoder":
         """Load a kodiffcse output dir, a sentence-transformers dir or a Hugging Face encoder."""
         from transformers import AutoModel
 
@@ -101,7 +120,7 @@ class SentenceEncoder:
         max_len = max_len or layout.get("max_len") or min(tokenizer.model_max_length or 512, 512, positions)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         encoder = cls(model.eval(), tokenizer, pooler or layout.get("pooler", "cls_before_pooler"),
-                      max_len, prefix, device)
+                      max_len, prefix, device, padding_free)
         encoder.name_or_path = path_or_hub_id
         return encoder
 
@@ -133,10 +152,8 @@ class SentenceEncoder:
                     rows = order[start:start + batch_size]
                     batch = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, return_tensors="pt")
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-                    outputs = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+                    vectors = self._vectors(batch["input_ids"], batch["attention_mask"], packs=device.type == "cpu")
                     self.encode_calls += 1
-                    vectors = pool(outputs.last_hidden_state, batch["attention_mask"], self.pooler,
-                                   getattr(outputs, "pooler_output", None))
                     out[torch.as_tensor(rows)] = vectors.float().cpu()
         finally:
             self.model.train(was_training)
@@ -145,6 +162,15 @@ class SentenceEncoder:
         if single:
             out = out[0]
         return out if convert_to_tensor else out.numpy()
+
+    def _vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packs: bool) -> torch.Tensor:
+        if packs and self._packs:
+            packed = PackedBatch.from_mask(attention_mask)
+            if self._read_cls:
+                return token_states(self.model, input_ids, attention_mask, packed, packed.first)
+            return pool_packed(token_states(self.model, input_ids, attention_mask, packed), packed, self.pooler)
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(outputs.last_hidden_state, attention_mask, self.pooler, getattr(outputs, "pooler_output", None))
 
     def similarity(self, a, b, batch_size: int = 64):
         """Cosine similarities: a float for two strings, else a (len(a), len(b)) float32 array."""

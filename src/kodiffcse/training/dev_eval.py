@@ -25,7 +25,8 @@ class DevEvaluator:
     def __init__(self, run, log: MetricsLog, score: Callable):
         m = run.cfg.model
         self.run, self.log, self.score = run, log, score
-        self.encoder = SentenceEncoder(run.raw.encoder, run.tokenizer, m.pooler, m.max_len)  # one: says truncation once
+        self.encoder = SentenceEncoder(run.raw.encoder, run.tokenizer, m.pooler, m.max_len,  # one: says truncation once
+                                       padding_free=m.padding_free, cpu_kernels=m.cpu_kernels)
         self.published_config = run.cfg.with_paths(published).to_dict()  # best/ is what gets shared: no private paths
 
     def scores(self) -> dict | None:
