@@ -283,6 +283,9 @@ def test_encode_packs_on_cpu_and_gives_the_padded_vectors(families, arch, pooler
     with torch.no_grad():
         want = pool(stock(**batch).last_hidden_state, batch["attention_mask"], pooler)
     torch.testing.assert_close(torch.from_numpy(got), want, **TOL)
+    with torch.no_grad():  # the padded call GPUs take, through the same swapped classes
+        on_gpus = encoder._vectors(batch["input_ids"], batch["attention_mask"], packs=False)
+    torch.testing.assert_close(on_gpus, want, **TOL)
     longest_first = sorted(batch["attention_mask"].sum(1).tolist(), reverse=True)
     per_batch = [longest_first[:4], longest_first[4:]]  # encode sorts by length, then batches
     assert rows == ([len(b) for b in per_batch] if pooler == "cls_before_pooler" else [sum(b) for b in per_batch])
