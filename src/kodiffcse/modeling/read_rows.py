@@ -56,8 +56,8 @@ def read_rows_attention(module: nn.Module, x: torch.Tensor, packed: PackedBatch,
     slots, per_sentence = query_slots(packed, rows)
     queries = q.new_zeros(batch * per_sentence, width).index_copy(0, slots, q)
     queries = queries.view(batch, per_sentence, heads, d).transpose(1, 2)  # (B, heads, Q, d)
-    keys = torch.zeros(batch * length, dtype=torch.bool, device=x.device).index_fill_(0, packed.index, True)
-    keys = keys.view(batch, 1, 1, length)  # where unpack put the real keys, whichever side the padding is on
+    real = torch.ones(packed.tokens, dtype=torch.bool, device=x.device)
+    keys = packed.unpack(real).view(batch, 1, 1, length)  # where unpack put k and v, whichever side the padding is on
     attend = lane_attention if module.config._attn_implementation == LANE_ATTENTION else sdpa
     out = attend(queries, k, v, keys, module.dropout.p if module.training else 0.0, module.scaling)
     return out.transpose(1, 2).reshape(batch * per_sentence, width).index_select(0, slots)
