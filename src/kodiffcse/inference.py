@@ -18,8 +18,10 @@ import torch
 
 from .errors import UserError, warn
 from .modeling.loading import from_pretrained, load_tokenizer, missing_local_path, quiet_transformers
-from .modeling.packing import PackedBatch, packable, pool_packed, position_offset, token_states, use_varlen_attention
-from .modeling.pooling import POOLERS, pool
+from .modeling.fused_qkv import use_fused_qkv
+from .modeling.packing import PackedBatch, packable, position_offset, sentence_vectors, use_varlen_attention
+from .modeling.pooling import POOLERS
+from .modeling.read_rows import use_read_rows
 from .token_ids import longest_first, sentence_token_ids, truncation_message
 
 _ST_POOLING = {"cls": "cls_before_pooler", "mean": "mean"}
@@ -87,13 +89,9 @@ class SentenceEncoder:
         self.last_truncated = 0
         self._reported: set[str] = set()
         if cpu_kernels:
-            from .modeling.fused_qkv import use_fused_qkv
-
             use_fused_qkv(model)  # exact, no new parameters; steps aside on GPUs
         self._packs = self._read_cls = False  # CPU packing (module docstring): poolers of the last layer's tokens
         if padding_free and pooler in ("cls_before_pooler", "mean"):
-            from .modeling.read_rows import use_read_rows
-
             use_varlen_attention(model)  # exact on padded calls too; saved configs keep saying sdpa
             self._packs = packable(model)
             self._read_cls = self._packs and pooler == "cls_before_pooler" and use_read_rows(model)
@@ -164,13 +162,8 @@ class SentenceEncoder:
         return out if convert_to_tensor else out.numpy()
 
     def _vectors(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packs: bool) -> torch.Tensor:
-        if packs and self._packs:
-            packed = PackedBatch.from_mask(attention_mask)
-            if self._read_cls:
-                return token_states(self.model, input_ids, attention_mask, packed, packed.first)
-            return pool_packed(token_states(self.model, input_ids, attention_mask, packed), packed, self.pooler)
-        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
-        return pool(outputs.last_hidden_state, attention_mask, self.pooler, getattr(outputs, "pooler_output", None))
+        packed = PackedBatch.from_mask(attention_mask) if packs and self._packs else None
+        return sentence_vectors(self.model, input_ids, attention_mask, packed, self.pooler, self._read_cls)
 
     def similarity(self, a, b, batch_size: int = 64):
         """Cosine similarities: a float for two strings, else a (len(a), len(b)) float32 array."""

@@ -7,8 +7,7 @@ from torch import nn
 from .discriminator import ConditionalDiscriminator
 from .dropout import use_lane_dropout
 from .fused_qkv import use_fused_qkv
-from .packing import PackedBatch, packable, pool_packed, token_states, use_varlen_attention
-from .pooling import pool
+from .packing import PackedBatch, packable, sentence_vectors, use_varlen_attention
 from .read_rows import use_read_rows
 
 
@@ -45,12 +44,7 @@ class DiffCSEModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 edited_ids: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         packed = PackedBatch.from_mask(attention_mask) if self.padding_free else None
-        if packed is None:
-            h = pool(token_states(self.encoder, input_ids, attention_mask, None), attention_mask, self.pooler)
-        elif self.read_cls_only:
-            h = token_states(self.encoder, input_ids, attention_mask, packed, packed.first)
-        else:
-            h = pool_packed(token_states(self.encoder, input_ids, attention_mask, packed), packed, self.pooler)
+        h = sentence_vectors(self.encoder, input_ids, attention_mask, packed, self.pooler, self.read_cls_only)
         z = self.projection(h)
         out = {"h": h, "z": z}
         if self.discriminator is not None and edited_ids is not None:

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .pooling import pool
+
 VARLEN_ATTENTION = "kodiffcse_varlen"  # stock SDPA inside; LANE_ATTENTION (dropout.py) is the CPU-kernel twin
 # Families whose layers hand their **kwargs to the attention function and whose absolute positions are read
 # from `position_ids`; any other model would see the packed row as one long sentence, so it runs padded.
@@ -166,6 +168,18 @@ def token_states(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: t
     if read_rows is not None:
         inputs["read_rows"] = read_rows
     return backbone(**inputs).last_hidden_state[0]
+
+
+def sentence_vectors(backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     packed: PackedBatch | None, pooler: str, read_cls: bool = False) -> torch.Tensor:
+    """Pooled vectors of the padded batch (`packed` None) or of the packed row; `read_cls` (CLS pooling, the
+    backbone on read_rows.use_read_rows) runs the last layer at each sentence's first row only."""
+    if packed is None:
+        outputs = backbone(input_ids=input_ids, attention_mask=attention_mask)
+        return pool(outputs.last_hidden_state, attention_mask, pooler, getattr(outputs, "pooler_output", None))
+    if read_cls:
+        return token_states(backbone, input_ids, attention_mask, packed, packed.first)
+    return pool_packed(token_states(backbone, input_ids, attention_mask, packed), packed, pooler)
 
 
 def pool_packed(states: torch.Tensor, packed: PackedBatch, mode: str) -> torch.Tensor:
